@@ -1,0 +1,1 @@
+"""One module per exercise (`<id>` with '-' as '_'): its SCALES and `run(ctx)`; see pipeline/runner.py."""

@@ -1,0 +1,1 @@
+"""The pipeline's own library: catalog, config, seeding, atomic files, timing, tracking, reports."""

@@ -1,0 +1,177 @@
+"""The catalog (catalog.yaml): the one list of exercises, datasets and extensions.
+
+Light on purpose (yaml only, no torch): the Snakefile imports it at parse time.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import shutil
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+CATALOG_PATH = ROOT / "catalog.yaml"
+
+STATUSES = ("planned", "done")
+NEEDS = ("cpu", "cuda", "multiprocess", "service")
+IMPLS = ("reference", "starter")
+
+
+class CatalogError(ValueError):
+    """catalog.yaml says something inconsistent, or an id is not in it."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """An artifact of another exercise's result run that this exercise consumes."""
+
+    source: str
+    artifact: str
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    title: str
+    topic: str
+    difficulty: str
+    needs: tuple[str, ...]
+    status: str
+    seed: dict = field(hash=False)
+    reference: str | None = None
+    metric: str | None = None
+    datasets: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = ()
+    checkpoints: tuple[Checkpoint, ...] = ()
+
+    @property
+    def slug(self) -> str:
+        """The id as a Python/Snakemake identifier (b04-06 -> b04_06)."""
+        return self.id.replace("-", "_")
+
+    @property
+    def experiment_module(self) -> str:
+        return f"torchkata.experiments.{self.slug}"
+
+    @property
+    def problem_dir(self) -> Path:
+        return ROOT / "problems" / self.id
+
+    @property
+    def starter_path(self) -> Path:
+        return self.problem_dir / "starter.py"
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    exercises: dict[str, Exercise]
+    datasets: dict[str, dict]
+    extensions: dict[str, dict]
+
+    def get(self, exercise_id: str) -> Exercise:
+        try:
+            return self.exercises[exercise_id]
+        except KeyError:
+            close = difflib.get_close_matches(exercise_id, self.exercises, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; `torchkata list` shows them"
+            raise CatalogError(f"unknown exercise id {exercise_id!r}{hint}") from None
+
+    def done(self) -> list[Exercise]:
+        return [e for e in self.exercises.values() if e.done]
+
+
+def _exercise(entry: dict) -> Exercise:
+    inputs = entry.get("inputs") or {}
+    unknown = set(inputs) - {"datasets", "extensions", "checkpoints"}
+    if unknown:
+        raise CatalogError(f"{entry['id']}: unknown inputs {sorted(unknown)}")
+    return Exercise(
+        id=entry["id"],
+        title=entry["title"],
+        topic=entry["topic"],
+        difficulty=entry["difficulty"],
+        needs=tuple(entry["needs"]),
+        status=entry["status"],
+        seed=entry["seed"],
+        reference=entry.get("reference"),
+        metric=entry.get("metric"),
+        datasets=tuple(inputs.get("datasets", ())),
+        extensions=tuple(inputs.get("extensions", ())),
+        checkpoints=tuple(Checkpoint(c["from"], c["artifact"]) for c in inputs.get("checkpoints", ())),
+    )
+
+
+def _validate(cat: Catalog) -> None:
+    for e in cat.exercises.values():
+        if e.status not in STATUSES:
+            raise CatalogError(f"{e.id}: status {e.status!r} is not one of {STATUSES}")
+        bad = set(e.needs) - set(NEEDS)
+        if bad:
+            raise CatalogError(f"{e.id}: needs {sorted(bad)} not in {NEEDS}")
+        if not e.done:
+            continue  # a planned entry's inputs are intentions, checked once it is done
+        if not (e.reference and e.metric):
+            raise CatalogError(f"{e.id}: a done exercise needs `reference` and `metric`")
+        for name in e.datasets:
+            if name not in cat.datasets:
+                raise CatalogError(f"{e.id}: dataset {name!r} is not under `datasets:`")
+        for name in e.extensions:
+            if name not in cat.extensions:
+                raise CatalogError(f"{e.id}: extension {name!r} is not under `extensions:`")
+        for c in e.checkpoints:
+            if c.source not in cat.exercises or not cat.exercises[c.source].done:
+                raise CatalogError(f"{e.id}: checkpoint source {c.source!r} is not a done exercise")
+
+
+@lru_cache(maxsize=None)
+def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    exercises: dict[str, Exercise] = {}
+    for entry in raw["exercises"]:
+        if entry["id"] in exercises:
+            raise CatalogError(f"duplicate id {entry['id']!r} in {path}")
+        exercises[entry["id"]] = _exercise(entry)
+    cat = Catalog(exercises, raw.get("datasets") or {}, raw.get("extensions") or {})
+    _validate(cat)
+    return cat
+
+
+def machine_capabilities() -> set[str]:
+    """What this machine offers, found without importing torch (the Snakefile calls it at parse time)."""
+    caps = {"cpu", "multiprocess", "service"}
+    if shutil.which("nvidia-smi") and Path("/dev/nvidia0").exists():
+        caps.add("cuda")
+    return caps
+
+
+def skip_reason(exercise: Exercise, capabilities: set[str]) -> str | None:
+    missing = [n for n in exercise.needs if n not in capabilities]
+    if missing:
+        return f"needs {', '.join(missing)}, which this machine lacks"
+    return None
+
+
+def load_impl(exercise: Exercise, impl: str) -> ModuleType:
+    """The module under test: the reference implementation or the learner's starter file."""
+    if impl == "reference":
+        return importlib.import_module(exercise.reference)
+    if impl != "starter":
+        raise CatalogError(f"impl must be one of {IMPLS}, not {impl!r}")
+    path = exercise.starter_path
+    if not path.is_file():
+        raise CatalogError(f"{exercise.id}: no starter file at {path}")
+    spec = importlib.util.spec_from_file_location(f"torchkata_starter_{exercise.slug}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+

@@ -1,0 +1,50 @@
+"""Which exercises a run covers: the config's selection, the catalog's status, the machine's capabilities.
+
+Read by the Snakefile (at parse time, so no torch here) and by the summary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torchkata.pipeline.catalog import Catalog, Exercise, machine_capabilities, skip_reason
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def capabilities(config: dict) -> set[str]:
+    caps = config["capabilities"]
+    return machine_capabilities() if caps == "auto" else set(caps)
+
+
+@dataclass(frozen=True)
+class Plan:
+    runnable: list[Exercise]       # done, selected, and this machine meets their needs
+    skipped: dict[str, str]        # done and selected, with the reason it cannot run here
+    capabilities: set[str]
+
+
+def selection(catalog: Catalog, wanted) -> list[Exercise]:
+    if wanted == "all":
+        return list(catalog.exercises.values())
+    topics = {e.topic for e in catalog.exercises.values()}
+    unknown = [w for w in wanted if w not in catalog.exercises and w not in topics]
+    if unknown:
+        raise ConfigError(f"config key `exercises` names {unknown}: neither exercise ids nor topics "
+                          f"(topics: {', '.join(sorted(topics))})")
+    return [e for e in catalog.exercises.values() if e.id in wanted or e.topic in wanted]
+
+
+def make_plan(catalog: Catalog, config: dict) -> Plan:
+    caps = capabilities(config)
+    runnable, skipped = [], {}
+    for exercise in selection(catalog, config["exercises"]):
+        if not exercise.done:
+            continue
+        reason = skip_reason(exercise, caps)
+        if reason:
+            skipped[exercise.id] = reason
+        else:
+            runnable.append(exercise)
+    return Plan(runnable, skipped, caps)

@@ -1,0 +1,83 @@
+"""The determinism and variance targets of every experiment."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from torchkata.pipeline import tracking
+from torchkata.pipeline.files import atomic_path, read_json, sha256
+
+
+def deterministic_files(run_dir: Path) -> dict[str, str]:
+    """sha256 of what a run promises to reproduce: metrics.json and everything under artifacts/."""
+    files = [run_dir / "metrics.json", *sorted(p for p in (run_dir / "artifacts").rglob("*") if p.is_file())]
+    return {str(p.relative_to(run_dir)): sha256(p) for p in files}
+
+
+def compare_runs(first: Path, second: Path) -> dict:
+    a, b = deterministic_files(Path(first)), deterministic_files(Path(second))
+    files = {name: {"first": a.get(name), "second": b.get(name), "equal": a.get(name) == b.get(name)}
+             for name in sorted(set(a) | set(b))}
+    return {"first": str(first), "second": str(second),
+            "bitwise_equal": all(f["equal"] for f in files.values()), "files": files}
+
+
+def t_quantile_975(dof: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, dof))
+
+
+def summarise(values: list[float]) -> dict:
+    """Mean, sample std (n-1) and a 95% t-interval of the mean."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return {"n": n, "mean": mean, "std": None, "ci95_low": None, "ci95_high": None, "values": values}
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = t_quantile_975(n - 1) * std / math.sqrt(n)
+    return {"n": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half, "values": values}
+
+
+def aggregate_variance(run_files: list[Path], metrics: list[str]) -> dict:
+    """Read the seeds' runs back from MLflow (by the ids their run.json recorded) and summarise."""
+    runs = [read_json(p) for p in run_files]
+    stores = {(r["tracking_uri"], r["experiment"]) for r in runs}
+    if len(stores) != 1:
+        raise ValueError(f"runs were tracked in different stores: {sorted(stores)}")
+    uri, experiment = stores.pop()
+    frame = tracking.fetch_runs(uri, [r["run_id"] for r in runs], experiment)
+    frame = frame.assign(seed=frame["params.seed"].astype(int)).sort_values("seed")
+    out = {"exercise": runs[0]["exercise"], "scale": runs[0]["scale"], "impl": runs[0]["impl"],
+           "seeds": frame["seed"].tolist(), "run_ids": frame["run_id"].tolist(), "metrics": {}}
+    for name in metrics:
+        column = f"metrics.{name}"
+        if column not in frame:
+            raise KeyError(f"metric {name!r} is not in the MLflow runs of {out['exercise']}")
+        out["metrics"][name] = summarise([float(v) for v in frame[column]])
+    return out
+
+
+def plot_variance(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary["metrics"])
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        s = summary["metrics"][name]
+        ax.scatter(range(s["n"]), s["values"], color="tab:blue", label="seeds")
+        ax.axhline(s["mean"], color="black", label="mean")
+        if s["std"] is not None:
+            ax.errorbar([s["n"]], [s["mean"]], yerr=[[s["mean"] - s["ci95_low"]], [s["ci95_high"] - s["mean"]]],
+                        fmt="o", color="tab:red", capsize=4, label="95% CI")
+        ax.set_xticks(list(range(s["n"])) + [s["n"]], [str(x) for x in summary["seeds"]] + ["mean"])
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("seed")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{summary['exercise']}: {len(summary['seeds'])} seeds ({summary['scale']})", fontsize=10)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)

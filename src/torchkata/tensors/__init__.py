@@ -1,0 +1,1 @@
+"""Tensor operations written by hand: softmax, broadcasting, elementwise ops."""

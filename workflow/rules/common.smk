@@ -1,0 +1,84 @@
+# Shared by every rule file: the catalog, the plan for this machine and config, and path helpers.
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the package, also before `pip install -e .`
+
+from torchkata.pipeline.catalog import load_catalog
+from torchkata.pipeline.plan import make_plan
+
+CATALOG = load_catalog()
+PLAN = make_plan(CATALOG, config)
+SEED = config["seed"]
+
+
+wildcard_constraints:
+    exercise="|".join(re.escape(e) for e in CATALOG.exercises),
+    seed=r"\d+",
+    kind="runs|rerun",
+
+
+def run_dir(exercise_id, seed, kind="runs"):
+    return f"results/{exercise_id}/{kind}/seed-{seed}"
+
+
+def dataset_files(name):
+    return [f"data/{name}/{f}" for f in CATALOG.datasets[name]["files"]]
+
+
+def dataset_source(name):
+    """The configured folder of a dataset's raw files; a clear error when it is not there."""
+    key = CATALOG.datasets[name]["config_key"]
+    path = config["data"][key]
+    if not Path(path).is_dir():
+        raise FileNotFoundError(
+            f"dataset {name}: config key data.{key} = {path!r} is not a folder. "
+            f"Get it with `./run.sh data` ({CATALOG.datasets[name]['source']}), "
+            f"or set data.{key} in config.yaml to where you keep it."
+        )
+    return path
+
+
+def extension_library(name):
+    return f"build/extensions/{name}/{name}.so"
+
+
+def exercise_input_paths(exercise, seed):
+    """name -> path of everything the catalog says the exercise consumes."""
+    paths = {name: f"data/{name}" for name in exercise.datasets}
+    paths |= {name: extension_library(name) for name in exercise.extensions}
+    paths |= {c.source: f"{run_dir(c.source, seed)}/artifacts/{c.artifact}" for c in exercise.checkpoints}
+    return paths
+
+
+def exercise_dependencies(exercise):
+    """The DAG edges of an exercise's run: data files, built extensions, upstream runs."""
+
+    def dependencies(wildcards):
+        deps = {"tracking": "results/mlflow/init.json"}
+        if exercise.done:
+            for name in exercise.datasets:
+                deps[f"dataset_{name}"] = ancient(dataset_files(name))  # DVC does not keep mtimes
+            for name in exercise.extensions:
+                deps[f"extension_{name}"] = extension_library(name)
+            for c in exercise.checkpoints:  # metrics.json is written after the artifacts
+                deps[f"upstream_{c.source}"] = f"{run_dir(c.source, wildcards.seed)}/metrics.json"
+        return deps
+
+    return dependencies
+
+
+def exercise_targets(exercise_id):
+    return [
+        f"{run_dir(exercise_id, SEED)}/metrics.json",
+        f"results/{exercise_id}/determinism.json",
+        f"results/{exercise_id}/variance.json",
+    ]
+
+
+def all_targets():
+    return [t for e in PLAN.runnable for t in exercise_targets(e.id)] + [
+        "results/summary/summary.csv",
+        "results/summary/summary.png",
+    ]

@@ -1,0 +1,17 @@
+# C++/CUDA extensions: each built once, by its own rule; consumers depend on the built library.
+
+for _name, _spec in CATALOG.extensions.items():
+
+    rule:
+        name:
+            f"build_extension_{_name}"
+        input:
+            _spec["sources"],
+        output:
+            extension_library(_name),
+        params:
+            extension=_name,
+        log:
+            f"results/logs/build/{_name}.log",
+        shell:
+            "python scripts/build_extension.py {params.extension} > {log} 2>&1"
