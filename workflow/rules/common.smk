@@ -28,8 +28,11 @@ def dataset_files(name):
 
 
 def dataset_source(name):
-    """The configured folder of a dataset's raw files; a clear error when it is not there."""
+    """[the configured folder of a dataset's raw files], or [] for a package's own copy; a clear error
+    when the folder is not there. ancient(): DVC does not keep mtimes."""
     key = CATALOG.datasets[name]["config_key"]
+    if key is None:
+        return []
     path = config["data"][key]
     if not Path(path).is_dir():
         raise FileNotFoundError(
@@ -37,7 +40,7 @@ def dataset_source(name):
             f"Get it with `./run.sh data` ({CATALOG.datasets[name]['source']}), "
             f"or set data.{key} in config.yaml to where you keep it."
         )
-    return path
+    return [ancient(path)]
 
 
 def extension_library(name):

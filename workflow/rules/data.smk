@@ -6,13 +6,14 @@ for _name in CATALOG.datasets:
         name:
             f"prepare_{_name.replace('-', '_')}"
         input:
-            lambda wildcards, name=_name: ancient(dataset_source(name)),
+            lambda wildcards, name=_name: dataset_source(name),
         output:
             dataset_files(_name),
         params:
             dataset=_name,
+            source=lambda wildcards, input: f"--source {input[0]}" if input else "",
         log:
             f"results/logs/data/{_name}.log",
         shell:
-            "python scripts/prepare_data.py {params.dataset} --source {input} --out data/{params.dataset}"
+            "python scripts/prepare_data.py {params.dataset} {params.source} --out data/{params.dataset}"
             " > {log} 2>&1"

@@ -20,7 +20,6 @@ rule summary:
     params:
         ran=",".join(e.id for e in PLAN.runnable) or "none",
         capabilities=",".join(sorted(PLAN.capabilities)),
-        exercises=config["exercises"],
         scale=config["scale"],
         seed=SEED,
     log:
@@ -39,5 +38,5 @@ rule proof:
     log:
         "results/logs/proof.log",
     shell:
-        "python scripts/collect_proof.py {input} --metrics {output.metrics} --artifacts {output.artifacts}"
+        "python scripts/collect_proof.py {input} --metrics-out {output.metrics} --artifacts {output.artifacts}"
         " > {log} 2>&1"

@@ -81,3 +81,8 @@ def plot_variance(summary: dict, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def scalar_metrics(metrics: dict) -> list[str]:
+    """The top-level numbers of a metrics.json: what the variance target aggregates."""
+    return sorted(k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool))

@@ -139,9 +139,10 @@ def run_exercise(exercise_id: str, *, seed: int, scale: str, impl: str, threads:
     write_json(out / "metrics.json", ctx.metrics)
     write_json(out / "bench.json", ctx.bench)
     final = _numeric_leaves("", {k: v for k, v in ctx.metrics.items() if k != "artifacts"})
+    final += _numeric_leaves("bench.", ctx.bench)
     run_id = tracking.record_run(
         tracking_uri, run_name=run_name, params=params, experiment=experiment_name,
-        history=[*ctx.history, *((k, v, 0) for k, v in final), *_numeric_leaves("bench.", ctx.bench)],
+        history=[*ctx.history, *((k, v, 0) for k, v in final)],
         artifacts=[out / "metrics.json", out / "bench.json", *sorted((out / "plots").glob("*.png"))],
     )
     write_json(out / "run.json", {"run_id": run_id, "tracking_uri": tracking_uri, "experiment": experiment_name,

@@ -1,0 +1,24 @@
+"""Write results/summary/: a row per catalog exercise (ran, planned, skipped with the reason, failed) and a plot."""
+import argparse
+from pathlib import Path
+
+from torchkata.pipeline.catalog import load_catalog
+from torchkata.pipeline.files import atomic_path
+from torchkata.pipeline.summary import build_summary, plot_summary
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--ran", required=True, help="comma-separated ids this run covered, or 'none'")
+parser.add_argument("--capabilities", required=True)
+parser.add_argument("--scale", required=True)
+parser.add_argument("--seed", type=int, required=True)
+parser.add_argument("--results", type=Path, default=Path("results"))
+parser.add_argument("--out-dir", type=Path, required=True)
+args = parser.parse_args()
+ran = set() if args.ran == "none" else set(args.ran.split(","))
+table = build_summary(load_catalog(), args.results, args.seed, ran, set(args.capabilities.split(",")))
+with atomic_path(args.out_dir / "summary.csv") as tmp:
+    table.to_csv(tmp, index=False)
+counts = table["status"].value_counts().to_dict()
+plot_summary(table, args.out_dir / "summary.png", f"torchkata at scale {args.scale}: {counts}")
+print(table[table["status"] != "planned"].to_string(index=False))
+print(counts)

@@ -1,0 +1,112 @@
+"""torchkata: browse the catalog, grade your solutions, see your progress.
+
+    torchkata list [--topic T] [--status S]   the exercises
+    torchkata show ID                         an exercise's README, status and files
+    torchkata check ID                        grade problems/ID/starter.py with the exercise's tests
+    torchkata status                          your progress: the last grade of every exercise you checked
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from torchkata.pipeline.catalog import ROOT, CatalogError, load_catalog
+from torchkata.pipeline.files import read_json, write_json
+
+PROGRESS = ROOT / "results" / "learner" / "progress.json"
+
+
+def test_file(exercise) -> Path:
+    return ROOT / "tests" / "exercises" / f"test_{exercise.slug}.py"
+
+
+def cmd_list(args) -> int:
+    rows = [e for e in load_catalog().exercises.values()
+            if (args.topic is None or e.topic == args.topic) and (args.status is None or e.status == args.status)]
+    for e in rows:
+        print(f"{e.id:<10} {e.status:<8} {e.topic:<15} {e.difficulty:<13} {e.title}")
+    print(f"{len(rows)} exercises")
+    return 0
+
+
+def cmd_show(args) -> int:
+    e = load_catalog().get(args.id)
+    print(f"{e.id}: {e.title}\nstatus {e.status} · topic {e.topic} · {e.difficulty} · needs {', '.join(e.needs)}")
+    print(f"seed: {e.seed['item']} of {e.seed['document']}")
+    if e.done:
+        print(f"reference: {e.reference}\nstarter:   {e.starter_path.relative_to(ROOT)}\n"
+              f"tests:     {test_file(e).relative_to(ROOT)}\nresult:    results/{e.id}/runs/seed-0/metrics.json")
+    readme = e.problem_dir / "README.md"
+    if readme.is_file():
+        print("\n" + readme.read_text(encoding="utf-8"))
+    return 0
+
+
+def grade(exercise) -> dict:
+    """Run the exercise's tests on the learner's starter; count outcomes from pytest's JUnit XML."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.xml"
+        code = subprocess.call([sys.executable, "-m", "pytest", str(test_file(exercise)), "--impl", "starter",
+                                "-q", "--no-header", "-p", "no:cacheprovider", f"--junitxml={report}"], cwd=ROOT)
+        suite = ET.parse(report).getroot().find("testsuite")
+    tests, failures, errors, skipped = (int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
+    return {"passed": tests - failures - errors - skipped, "failed": failures + errors, "skipped": skipped,
+            "solved": code == 0, "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def cmd_check(args) -> int:
+    e = load_catalog().get(args.id)
+    if not e.done:
+        print(f"{e.id} is {e.status}: it has no tests yet", file=sys.stderr)
+        return 2
+    result = grade(e)
+    progress = read_json(PROGRESS) if PROGRESS.is_file() else {}
+    progress[e.id] = result
+    write_json(PROGRESS, progress)
+    verdict = "solved" if result["solved"] else "not yet"
+    print(f"\n{e.id}: {verdict} ({result['passed']} passed, {result['failed']} failed)")
+    return 0 if result["solved"] else 1
+
+
+def cmd_status(args) -> int:
+    catalog = load_catalog()
+    progress = read_json(PROGRESS) if PROGRESS.is_file() else {}
+    gradable = catalog.done()
+    for e in gradable:
+        p = progress.get(e.id)
+        state = "not checked" if p is None else ("solved" if p["solved"] else f"{p['passed']} passed, {p['failed']} failed")
+        when = f"  ({p['checked_at']})" if p else ""
+        print(f"{e.id:<10} {state:<24} {e.title}{when}")
+    solved = sum(1 for e in gradable if progress.get(e.id, {}).get("solved"))
+    print(f"{solved}/{len(gradable)} gradable exercises solved; {len(catalog.exercises) - len(gradable)} more planned")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="torchkata", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="list exercises")
+    p.add_argument("--topic")
+    p.add_argument("--status", choices=("planned", "done"))
+    p.set_defaults(func=cmd_list)
+    for name, func, text in [("show", cmd_show, "show an exercise"), ("check", cmd_check, "grade your starter")]:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id")
+        p.set_defaults(func=func)
+    sub.add_parser("status", help="your progress").set_defaults(func=cmd_status)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CatalogError as err:
+        print(f"torchkata: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""C++/CUDA extensions wrapped as autograd Functions (sources in csrc/, built by their own rules)."""

@@ -1,0 +1,53 @@
+"""Build a C++/CUDA extension once (torch.utils.cpp_extension + ninja) and load the built library.
+
+The build_extension_<name> rule calls `build`; experiments and tests call `load`, which imports the
+library the rule wrote and never rebuilds. Sources and build folder come from catalog.yaml.
+"""
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+from torchkata.pipeline.catalog import ROOT, load_catalog
+
+
+class ExtensionError(RuntimeError):
+    pass
+
+
+def library_path(name: str) -> Path:
+    return ROOT / "build" / "extensions" / name / f"{name}.so"
+
+
+def build(name: str) -> Path:
+    from torch.utils.cpp_extension import load as build_and_load
+
+    try:
+        spec = load_catalog().extensions[name]
+    except KeyError:
+        raise ExtensionError(f"no extension {name!r} under `extensions:` in catalog.yaml") from None
+    build_dir = library_path(name).parent / "ninja"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    module = build_and_load(name=name, sources=[str(ROOT / s) for s in spec["sources"]],
+                            build_directory=str(build_dir), extra_cflags=["-O2"], verbose=True)
+    shutil.copyfile(module.__file__, library_path(name).with_suffix(".tmp"))
+    library_path(name).with_suffix(".tmp").replace(library_path(name))
+    return library_path(name)
+
+
+def load(name: str, path: Path | None = None) -> ModuleType:
+    """Import the built library (default: where `build` puts it)."""
+    path = Path(path) if path else library_path(name)
+    if not path.is_file():
+        raise ExtensionError(f"extension {name!r} is not built ({path} missing): "
+                             f"run `snakemake --cores 1 build/extensions/{name}/{name}.so`")
+    import torch  # noqa: F401  (the library links against libtorch, loaded by importing torch)
+
+    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module

@@ -1,0 +1,46 @@
+"""Shared fixtures. `pytest --impl starter` grades the learners' problems/<id>/starter.py instead of the
+reference solutions (`torchkata check ID` does this for one exercise)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from torchkata.pipeline.catalog import IMPLS, load_catalog, load_impl
+from torchkata.pipeline.extensions import build, library_path
+from torchkata.pipeline.tracking import init_store
+
+
+def pytest_addoption(parser):
+    parser.addoption("--impl", choices=IMPLS, default="reference",
+                     help="grade the reference solutions or the learners' starters")
+
+
+@pytest.fixture(scope="session")
+def impl_for(request):
+    """impl_for("a01") -> the module under test for that exercise."""
+    name = request.config.getoption("--impl")
+    catalog = load_catalog()
+    return lambda exercise_id: load_impl(catalog.get(exercise_id), name)
+
+
+@pytest.fixture(scope="session")
+def extension_library():
+    """extension_library("add_constant") -> path of the built library; built once if the rule has not."""
+    def get(name):
+        path = library_path(name)
+        if not path.is_file():
+            build(name)
+        return path
+    return get
+
+
+@pytest.fixture
+def tracking_uri(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+    init_store(uri)
+    return uri
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)
