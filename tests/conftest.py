@@ -15,6 +15,19 @@ def pytest_addoption(parser):
                      help="grade the reference solutions or the learners' starters")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "suite_check: checks the test suite itself (e.g. that broken code is "
+                                       "rejected); not part of a learner's grade")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--impl") == "starter":
+        skip = pytest.mark.skip(reason="checks the suite, not your solution")
+        for item in items:
+            if "suite_check" in item.keywords:
+                item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def impl_for(request):
     """impl_for("a01") -> the module under test for that exercise."""

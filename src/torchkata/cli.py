@@ -4,6 +4,7 @@
     torchkata show ID                         an exercise's README, status and files
     torchkata check ID                        grade problems/ID/starter.py with the exercise's tests
     torchkata status                          your progress: the last grade of every exercise you checked
+    torchkata readme                          rewrite README.md's progress table from the catalog
 """
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from torchkata.pipeline.catalog import ROOT, CatalogError, load_catalog
-from torchkata.pipeline.files import read_json, write_json
+from torchkata.pipeline.files import read_json, write_json, write_text
 
 PROGRESS = ROOT / "results" / "learner" / "progress.json"
+README = ROOT / "README.md"
+TABLE_START, TABLE_END = "<!-- progress:start -->", "<!-- progress:end -->"
 
 
 def test_file(exercise) -> Path:
@@ -87,6 +90,32 @@ def cmd_status(args) -> int:
     return 0
 
 
+def progress_table() -> str:
+    """Markdown: per topic, how many exercises are done, and which."""
+    by_topic: dict[str, list] = {}
+    for e in load_catalog().exercises.values():
+        by_topic.setdefault(e.topic, []).append(e)
+    lines = ["| topic | done | planned | done exercises |", "|---|---:|---:|---|"]
+    for topic, exercises in sorted(by_topic.items()):
+        done = [e.id for e in exercises if e.done]
+        lines.append(f"| {topic} | {len(done)} | {len(exercises) - len(done)} | {', '.join(done)} |")
+    total_done = sum(e.done for e in load_catalog().exercises.values())
+    lines.append(f"| **all** | **{total_done}** | **{len(load_catalog().exercises) - total_done}** | |")
+    return "\n".join(lines)
+
+
+def readme_with_table(text: str) -> str:
+    head, _, rest = text.partition(TABLE_START)
+    _, _, tail = rest.partition(TABLE_END)
+    return f"{head}{TABLE_START}\n{progress_table()}\n{TABLE_END}{tail}"
+
+
+def cmd_readme(args) -> int:
+    write_text(README, readme_with_table(README.read_text(encoding="utf-8")))
+    print(f"updated the progress table in {README}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="torchkata", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("id")
         p.set_defaults(func=func)
     sub.add_parser("status", help="your progress").set_defaults(func=cmd_status)
+    sub.add_parser("readme", help="rewrite README.md's progress table").set_defaults(func=cmd_readme)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

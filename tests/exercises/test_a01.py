@@ -77,11 +77,13 @@ def unnormalised(x, dim=-1):
     return (x - x.amax(dim=dim, keepdim=True)).exp()
 
 
+@pytest.mark.suite_check
 @pytest.mark.parametrize("broken", [naive, wrong_dim, unnormalised], ids=lambda f: f.__name__)
 def test_broken_softmax_is_rejected(broken):
     assert failing_checks(CHECKS, broken)
 
 
+@pytest.mark.suite_check
 def test_no_builtin_softmax_in_reference():
     import inspect
 

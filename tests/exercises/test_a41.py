@@ -52,11 +52,13 @@ def detached(x, c, library_path=None):
     return (x.detach() + c).requires_grad_(x.requires_grad)
 
 
+@pytest.mark.suite_check
 @pytest.mark.parametrize("broken", [adds_twice, detached], ids=lambda f: f.__name__)
 def test_broken_add_constant_is_rejected(broken):
     assert failing_checks(CHECKS, broken)
 
 
+@pytest.mark.suite_check
 def test_library_is_the_compiled_extension(extension_library):
     from torchkata.pipeline.extensions import load
 
