@@ -47,10 +47,12 @@ def plot_summary(table: pd.DataFrame, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    colours = {"ran": "tab:green", "failed": "tab:red", "skipped": "tab:orange", "planned": "lightgray"}
     counts = table.groupby(["topic", "status"]).size().unstack(fill_value=0)
+    counts = counts[[s for s in colours if s in counts]]
     ratios = table.dropna(subset=["bench_ratio"])
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [3, 2]})
-    counts.plot.barh(stacked=True, ax=left, colormap="tab10")
+    counts.plot.barh(stacked=True, ax=left, color=[colours[s] for s in counts])
     left.set(xlabel="exercises", title="catalog by topic and status")
     if len(ratios):
         right.barh(ratios["id"], ratios["bench_ratio"], color="tab:purple")
