@@ -1,0 +1,65 @@
+"""b04-10: transfer learning from the b04-06 Fashion-MNIST CNN to handwritten digits.
+
+There are no weight downloads here: the "pretrained model" is b04-06's checkpoint. The target task is
+scikit-learn's 8x8 digits, upsampled to 28x28 and normalised like Fashion-MNIST so the pretrained
+filters see inputs of the scale they were trained on. With only a few hundred labelled digits, the
+convolutional features learnt on clothing give a better start than random weights.
+
+Fine-tuning runs in two phases: first only the new head learns (the pretrained layers are frozen, so
+the random head's large early gradients cannot wreck them), then every layer learns at a lower rate.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from torchkata.vision.fashion_cnn import MEAN, STD, FashionCNN, train_epoch
+
+DIGITS_MAX = 16  # scikit-learn's digits have pixel values 0..16
+
+
+def digits_to_fashion(images: Tensor, size: int = 28) -> Tensor:
+    """Digits [N, 8, 8] (0..16) -> float32 [N, 1, size, size], bilinearly upsampled, Fashion-MNIST-normalised."""
+    if images.dim() != 3:
+        raise ValueError(f"expected digits [N, H, W], got {list(images.shape)}")
+    x = images.float().unsqueeze(1) / DIGITS_MAX
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return (x - MEAN) / STD
+
+
+def from_pretrained(checkpoint: dict, num_classes: int) -> FashionCNN:
+    """The b04-06 model with its trained weights, and a new, randomly initialised `num_classes`-way head."""
+    model = FashionCNN(**checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.head = nn.Linear(model.head.in_features, num_classes)
+    return model
+
+
+def set_trainable(model: FashionCNN, head_only: bool) -> None:
+    """Freeze every layer but the head (head_only=True), or let all of them learn."""
+    for name, param in model.named_parameters():
+        param.requires_grad_(not head_only or name.startswith("head."))
+
+
+def fine_tune(model: FashionCNN, images: Tensor, labels: Tensor, *, epochs: int, head_epochs: int, lr: float,
+              full_lr: float, batch_size: int, generator: torch.Generator,
+              on_epoch: Callable[[int, float], None] | None = None) -> list[float]:
+    """`head_epochs` epochs of the head alone at `lr`, then all layers at `full_lr` until `epochs`.
+
+    Batch-norm running statistics still adapt to the new domain while the layers are frozen.
+    Returns the mean training loss of each epoch; calls on_epoch(epoch, loss) after each (epochs count from 1).
+    """
+    losses = []
+    set_trainable(model, head_only=True)
+    optimizer = torch.optim.Adam(model.head.parameters(), lr=lr)
+    for epoch in range(1, epochs + 1):
+        if epoch == head_epochs + 1:
+            set_trainable(model, head_only=False)
+            optimizer = torch.optim.Adam(model.parameters(), lr=full_lr)
+        losses.append(train_epoch(model, optimizer, images, labels, batch_size, generator))
+        if on_epoch is not None:
+            on_epoch(epoch, losses[-1])
+    return losses

@@ -1,0 +1,200 @@
+"""b04-10: transfer learning from b04-06's checkpoint to scikit-learn's digits. Loading the pretrained
+weights under a new head, freezing, the digits' preprocessing, and the experiment's handling of a
+damaged upstream checkpoint."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grading import failing_checks
+from torchkata.pipeline.catalog import load_catalog
+from torchkata.pipeline.checkpoint import CheckpointError, save_checkpoint
+from torchkata.pipeline.runner import RunContext
+from torchkata.vision.fashion_cnn import MEAN, STD, FashionCNN
+
+EXERCISE = "b04-10"
+SMALL = {"channels": (4, 8), "hidden": 16}
+
+
+@pytest.fixture(scope="module")
+def impl(impl_for):
+    return impl_for(EXERCISE)
+
+
+def pretrained_checkpoint():
+    """A stand-in for b04-06's model.pt: a small FashionCNN with non-default weights and batch-norm statistics."""
+    model = FashionCNN(**SMALL)
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.add_(torch.rand_like(t))
+    return {"state_dict": model.state_dict(), "config": model.config, "classes": [str(i) for i in range(10)]}
+
+
+def body(model):
+    """Every parameter and buffer except the head's."""
+    return {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("head.")}
+
+
+def digits_like(n=60):
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % 5
+    patterns = torch.randint(0, 17, (5, 8, 8), generator=g)
+    return patterns[labels].to(torch.uint8), labels
+
+
+def check_digits_to_fashion(impl):
+    images, _ = digits_like(6)
+    x = impl.digits_to_fashion(images)
+    assert x.dtype == torch.float32 and x.shape == (6, 1, 28, 28)
+    want = (F.interpolate(images.double().unsqueeze(1) / 16, size=(28, 28), mode="bilinear") - MEAN) / STD
+    torch.testing.assert_close(x.double(), want, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError):
+        impl.digits_to_fashion(images.reshape(6, 64))
+
+
+def check_from_pretrained(impl):
+    checkpoint = pretrained_checkpoint()
+    model = impl.from_pretrained(checkpoint, num_classes=5)
+    want = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("head.")}
+    got = body(model)
+    assert got.keys() == want.keys()
+    for k in want:  # conv, batch-norm (statistics too) and hidden layer come from the checkpoint
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
+    model.eval()
+    assert model(torch.randn(3, 1, 28, 28)).shape == (3, 5)
+    # a new head even when the class count is the same as the source task's
+    same = impl.from_pretrained(checkpoint, num_classes=10)
+    assert not torch.equal(same.head.weight, checkpoint["state_dict"]["head.weight"])
+
+
+def check_head_phase_freezes_the_rest(impl):
+    images, labels = digits_like()
+    x = impl.digits_to_fashion(images)
+    model = impl.from_pretrained(pretrained_checkpoint(), num_classes=5)
+    before, head_before = body(model), model.head.weight.clone()
+    seen = []
+    losses = impl.fine_tune(model, x, labels, epochs=2, head_epochs=2, lr=1e-2, full_lr=1e-3, batch_size=16,
+                            generator=torch.Generator().manual_seed(0), on_epoch=lambda e, l: seen.append((e, l)))
+    assert len(losses) == 2 and seen == [(1, losses[0]), (2, losses[1])]
+    assert not torch.equal(model.head.weight, head_before)
+    for k, v in body(model).items():
+        if "running" not in k and "num_batches" not in k:  # batch-norm statistics may adapt
+            torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=f"{k} changed while frozen")
+
+
+def check_full_phase_trains_everything_and_learns(impl):
+    images, labels = digits_like()
+    x = impl.digits_to_fashion(images)
+    model = impl.from_pretrained(pretrained_checkpoint(), num_classes=5)
+    conv_before = model.features[0].weight.clone()
+    losses = impl.fine_tune(model, x, labels, epochs=12, head_epochs=2, lr=1e-2, full_lr=3e-3, batch_size=16,
+                            generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(model.features[0].weight, conv_before), "the conv layers never learnt"
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+CHECKS = [check_digits_to_fashion, check_from_pretrained, check_head_phase_freezes_the_rest,
+          check_full_phase_trains_everything_and_learns]
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_transfer(impl, check):
+    check(impl)
+
+
+# deliberately broken solutions, each built from the reference with one part wrong
+
+
+def reference(**broken):
+    from torchkata.vision import transfer
+
+    parts = {name: getattr(transfer, name) for name in ("digits_to_fashion", "from_pretrained", "fine_tune")}
+    return SimpleNamespace(**{**parts, **broken})
+
+
+def ignores_weights(checkpoint, num_classes):
+    model = FashionCNN(**checkpoint["config"])
+    model.head = nn.Linear(model.head.in_features, num_classes)
+    return model
+
+
+def keeps_old_head(checkpoint, num_classes):
+    model = FashionCNN(**checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
+
+
+def never_frozen(model, images, labels, *, epochs, head_epochs, lr, full_lr, batch_size, generator, on_epoch=None):
+    from torchkata.vision.fashion_cnn import train_epoch
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    return [train_epoch(model, optimizer, images, labels, batch_size, generator) for _ in range(epochs)]
+
+
+@pytest.mark.parametrize("broken, rejected_by", [
+    ({"from_pretrained": ignores_weights}, "check_from_pretrained"),
+    ({"from_pretrained": keeps_old_head}, "check_from_pretrained"),
+    ({"fine_tune": never_frozen}, "check_head_phase_freezes_the_rest"),
+    ({"digits_to_fashion": lambda images: images.float().unsqueeze(1) / 16}, "check_digits_to_fashion"),
+], ids=["ignores-weights", "keeps-old-head", "never-frozen", "not-upsampled"])
+def test_broken_solution_is_rejected(broken, rejected_by):
+    assert rejected_by in failing_checks(CHECKS, reference(**broken))
+
+
+# the experiment end to end on tiny inputs: b04-06 writes a checkpoint, b04-10 consumes it
+
+
+def context(exercise_id, impl, tmp_path, inputs, **params):
+    from importlib import import_module
+
+    exercise = load_catalog().get(exercise_id)
+    experiment = import_module(exercise.experiment_module)
+    ctx = RunContext(exercise=exercise, impl=impl, seed=0, scale="smoke", threads=torch.get_num_threads(),
+                     params={**experiment.SCALES["smoke"], **params}, generator=torch.Generator().manual_seed(0),
+                     out=tmp_path / exercise_id, inputs=inputs)
+    return experiment, ctx
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory):
+    """Tiny fake Fashion-MNIST, the real digits, and a b04-06 checkpoint trained on the fake images briefly."""
+    from torchkata.data import digits
+    from torchkata.vision import fashion_cnn
+
+    root = tmp_path_factory.mktemp("b04-10")
+    g = torch.Generator().manual_seed(0)
+    for split in ("train", "test"):
+        save_checkpoint({"images": torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8, generator=g),
+                         "labels": torch.arange(64) % 10}, root / "fashion-mnist" / f"{split}.pt")
+    digits.prepare(root / "digits")
+    experiment, ctx = context("b04-06", fashion_cnn, root, {"fashion-mnist": root / "fashion-mnist"},
+                              train_size=64, test_size=64, bench_seconds=0.01)
+    experiment.run(ctx)
+    return {"fashion-mnist": root / "fashion-mnist", "digits": root / "digits",
+            "b04-06": root / "b04-06" / "artifacts" / "model.pt"}
+
+
+def test_experiment_runs_on_the_upstream_checkpoint(impl, upstream, tmp_path):
+    experiment, ctx = context(EXERCISE, impl, tmp_path, upstream, train_size=40, test_size=100, epochs=2,
+                              head_epochs=1, source_test_size=64)
+    experiment.run(ctx)
+    m = ctx.metrics
+    assert m["gain"] == pytest.approx(m["finetuned_accuracy"] - m["scratch_accuracy"])
+    assert m["train_images"] == 40 and m["test_images"] == 100
+    assert (tmp_path / EXERCISE / "plots" / "finetune_vs_scratch.png").is_file()
+
+
+def test_corrupted_checkpoint_names_its_path(impl, upstream, tmp_path):
+    broken = tmp_path / "model.pt"
+    broken.write_bytes(upstream["b04-06"].read_bytes()[:500])
+    experiment, ctx = context(EXERCISE, impl, tmp_path, {**upstream, "b04-06": broken})
+    with pytest.raises(CheckpointError, match="corrupted") as err:
+        experiment.run(ctx)
+    assert str(broken) in str(err.value)
+
+    save_checkpoint({"state_dict": {}}, broken)  # readable, but not a b04-06 model
+    with pytest.raises(CheckpointError, match="lacks keys"):
+        experiment.run(ctx)
