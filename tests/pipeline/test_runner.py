@@ -64,3 +64,17 @@ def test_missing_declared_input_is_named(tmp_path, tracking_uri):
     with pytest.raises(FileNotFoundError, match="nowhere.so"):
         run_exercise("a41", seed=0, scale="smoke", impl="reference", threads=1, out=tmp_path,
                      inputs={"add_constant": tmp_path / "nowhere.so"}, tracking_uri=tracking_uri)
+
+
+def test_equal_checkpoints_are_equal_bytes(tmp_path):
+    import torch
+
+    from torchkata.pipeline.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    state = {"w": torch.arange(6.0).reshape(2, 3)}
+    first, second = save_checkpoint(state, tmp_path / "a.pt"), save_checkpoint(state, tmp_path / "b" / "c.pt")
+    assert first.read_bytes() == second.read_bytes()
+    assert torch.equal(load_checkpoint(first, required_keys=("w",))["w"], state["w"])
+    first.write_bytes(first.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="a.pt is corrupted"):
+        load_checkpoint(first)

@@ -1,6 +1,7 @@
 """Checkpoints that are whole or absent: written atomically, read with an error that names the file."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -13,9 +14,13 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint(obj, path: str | Path) -> Path:
+    """torch.save into memory first: saved to a path, the archive's records are named after the file,
+    and the temporary file's random name would make equal checkpoints differ byte for byte."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getvalue())
     return path
 
 
