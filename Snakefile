@@ -2,9 +2,23 @@
 #   snakemake --cores 2 all                       the main job (config.yaml's scale)
 #   snakemake --cores 2 results/a01/determinism.json      one target
 #   snakemake --report results/report.html        the HTML report
+import os
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
+
+# This checkout's package, for the Snakefile and for every job (also before `pip install -e .`, and in a
+# copy of the repository whose code differs from the installed one).
+_SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_SRC, os.environ.get("PYTHONPATH")]))
+
+from torchkata.pipeline.plan import check_config_syntax
+
+check_config_syntax(Path(workflow.basedir) / "config.yaml")
 
 
 configfile: "config.yaml"

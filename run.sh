@@ -11,12 +11,14 @@ PY=$VENV/bin/python
 
 setup() {
   # reinstall only when the pins or the package metadata change
-  local stamp="$VENV/.installed-$(cat envs/requirements-cpu.txt pyproject.toml | sha256sum | cut -c1-16)"
+  local stamp="$VENV/.installed-$(cat envs/requirements-*.txt pyproject.toml | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     python3 -m venv "$VENV"
     "$PY" -m pip install --quiet --upgrade pip
     "$PY" -m pip install --quiet -r envs/requirements-cpu.txt
     "$PY" -m pip install --quiet --no-deps -e .
+    # the SLURM executor plugin beside the venv, not in it (see envs/requirements-slurm.txt)
+    "$PY" -m pip install --quiet --no-deps --upgrade --target build/slurm-plugin -r envs/requirements-slurm.txt
     touch "$stamp"
   fi
 }

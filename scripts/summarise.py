@@ -1,10 +1,11 @@
-"""Write results/summary/: a row per catalog exercise (ran, planned, skipped with the reason, failed) and a plot."""
+"""Write results/summary/: a row per catalog exercise (ran, planned, skipped with the reason, failed) as a CSV
+and an HTML table (the report shows the latter), and a plot."""
 import argparse
 from pathlib import Path
 
 from torchkata.pipeline.catalog import load_catalog
-from torchkata.pipeline.files import atomic_path
-from torchkata.pipeline.summary import build_summary, plot_summary
+from torchkata.pipeline.files import atomic_path, write_text
+from torchkata.pipeline.summary import build_summary, plot_summary, summary_html
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--ran", required=True, help="comma-separated ids this run covered, or 'none'")
@@ -19,6 +20,7 @@ table = build_summary(load_catalog(), args.results, args.seed, ran, set(args.cap
 with atomic_path(args.out_dir / "summary.csv") as tmp:
     table.to_csv(tmp, index=False)
 counts = table["status"].value_counts().to_dict()
+write_text(args.out_dir / "summary.html", summary_html(table, f"torchkata at scale {args.scale}"))
 plot_summary(table, args.out_dir / "summary.png", f"torchkata at scale {args.scale}: {counts}")
 print(table[table["status"] != "planned"].to_string(index=False))
 print(counts)

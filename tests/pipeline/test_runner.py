@@ -49,6 +49,11 @@ def test_failing_experiment_is_recorded_failed(tmp_path, tracking_uri, monkeypat
     runs = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT])
     assert list(runs["status"]) == ["FAILED"]
     assert "boom" in runs["tags.error"][0]
+    assert read_json(tmp_path / "failed" / "error.json")["error"] == "ValueError: boom"
+
+    monkeypatch.undo()  # the next attempt succeeds and clears the old error
+    run_a01(tmp_path, tracking_uri, "failed")
+    assert not (tmp_path / "failed" / "error.json").exists()
 
 
 def test_planned_exercise_has_no_experiment(tmp_path, tracking_uri):
@@ -64,6 +69,7 @@ def test_missing_declared_input_is_named(tmp_path, tracking_uri):
     with pytest.raises(FileNotFoundError, match="nowhere.so"):
         run_exercise("a41", seed=0, scale="smoke", impl="reference", threads=1, out=tmp_path,
                      inputs={"add_constant": tmp_path / "nowhere.so"}, tracking_uri=tracking_uri)
+    assert "nowhere.so" in read_json(tmp_path / "error.json")["error"]  # for the summary
 
 
 def test_equal_checkpoints_are_equal_bytes(tmp_path):

@@ -1,24 +1,47 @@
 """MLflow tracking: parallel writers lose nothing; variance is computed from what MLflow stored."""
 import multiprocessing
+import os
+import signal
+import socket
 import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 from scipy import stats
 
+from projects import copy_project, snakemake, with_config
 from torchkata.pipeline import tracking
-from torchkata.pipeline.files import write_json
+from torchkata.pipeline.files import read_json, write_json
 from torchkata.pipeline.reproducibility import aggregate_variance, summarise
 
 
+def _wait_at(barrier) -> None:
+    global START
+    START = barrier
+
+
 def log_one(uri: str, seed: int) -> str:
+    import mlflow  # noqa: F401  (the slow import first, so that every process writes at the same moment)
+
+    START.wait(timeout=300)
     return tracking.record_run(uri, run_name=f"parallel/{seed}", params={"seed": seed},
                                history=[("loss", 1.0 / (step + 1 + seed), step) for step in range(50)])
 
 
-@pytest.mark.parametrize("jobs", [8])
+def log_in_parallel(uri: str, jobs: int) -> list[str]:
+    """`jobs` processes record a run each, released at once; any "database is locked" would raise here."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs, initializer=_wait_at, initargs=(context.Barrier(jobs),)) as pool:
+        return pool.starmap(log_one, [(uri, seed) for seed in range(jobs)])
+
+
+@pytest.mark.parametrize("jobs", [16])
 def test_parallel_jobs_lose_no_run(tracking_uri, jobs):
-    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        run_ids = pool.starmap(log_one, [(tracking_uri, seed) for seed in range(jobs)])
+    run_ids = log_in_parallel(tracking_uri, jobs)
     frame = tracking.fetch_runs(tracking_uri, run_ids)
     assert len(set(run_ids)) == jobs and len(frame) == jobs
     assert set(frame["status"]) == {"FINISHED"}
@@ -57,3 +80,66 @@ def test_uninitialised_store_says_what_to_run(tmp_path):
     uri = f"sqlite:///{tmp_path}/empty.db"
     with pytest.raises(RuntimeError, match="mlflow_init"):
         tracking.record_run(uri, run_name="x", params={}, history=[])
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    """`mlflow server` on loopback over a SQLite store, as a cluster's jobs would reach it: (URI, store URI)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = f"sqlite:///{tmp_path}/server/mlflow.db"
+    (tmp_path / "server").mkdir()
+    log = open(tmp_path / "server" / "server.log", "w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", store, "--artifacts-destination", str(tmp_path / "server" / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None, (tmp_path / "server" / "server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "mlflow server did not answer /health"
+            time.sleep(0.5)
+        yield uri, store
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+        log.close()
+
+
+@pytest.mark.slow
+def test_jobs_log_through_a_tracking_server(tracking_server):
+    uri, store = tracking_server
+    tracking.init_store(uri)
+    run_ids = log_in_parallel(uri, 16)
+    frame = tracking.fetch_runs(store, run_ids)  # the server wrote them into its SQLite store
+    assert len(frame) == 16 and set(frame["status"]) == {"FINISHED"}
+
+
+@pytest.mark.slow
+def test_pipeline_logs_through_a_tracking_server(tracking_server, tmp_path, extension_library):
+    uri, store = tracking_server
+    extension_library("add_constant")
+    project = copy_project(tmp_path / "project")
+    config = with_config(project, "server.yaml", scale="smoke", exercises=["a01"], variance_seeds=[0, 1],
+                         tracking__uri=uri)
+    run = snakemake(project, "all", "--cores", "2", "--configfile", str(config))
+    assert run.returncode == 0, run.output[-3000:]
+    assert not (project / "results" / "mlflow" / "mlflow.db").exists()  # nothing went to the local default
+    run_ids = [read_json(project / "results" / "a01" / kind / "seed-0" / "run.json")["run_id"]
+               for kind in ("runs", "rerun")]
+    runs = tracking.fetch_runs(store, run_ids)
+    assert set(runs["status"]) == {"FINISHED"} and set(runs["params.purpose"]) == {"runs", "rerun"}
+    assert read_json(project / "results" / "a01" / "variance.json")["seeds"] == [0, 1]
+    from mlflow.tracking import MlflowClient
+
+    artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run_ids[0])}
+    assert {"metrics.json", "bench.json"} <= artifacts  # uploaded through the server's artifact proxy

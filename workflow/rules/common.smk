@@ -1,12 +1,13 @@
 # Shared by every rule file: the catalog, the plan for this machine and config, and path helpers.
 import re
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the package, also before `pip install -e .`
-
 from torchkata.pipeline.catalog import ROOT as CATALOG_ROOT, load_catalog
+from torchkata.pipeline.locks import clear_stale_locks
 from torchkata.pipeline.plan import make_plan
+
+if workflow.is_main_process:  # a killed run's lock would stop this call; jobs on a cluster never touch it
+    clear_stale_locks(Path.cwd())
 
 CATALOG = load_catalog()
 PLAN = make_plan(CATALOG, config)
@@ -91,5 +92,6 @@ def exercise_targets(exercise_id):
 def all_targets():
     return [t for e in PLAN.runnable for t in exercise_targets(e.id)] + [
         "results/summary/summary.csv",
+        "results/summary/summary.html",
         "results/summary/summary.png",
     ]

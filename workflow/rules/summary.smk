@@ -1,5 +1,11 @@
 # The summary of the whole catalog, and the proof set that `dvc repro` hashes.
 
+SUMMARY_COMMAND = (
+    f"python scripts/summarise.py --ran {','.join(e.id for e in PLAN.runnable) or 'none'}"
+    f" --capabilities {','.join(sorted(PLAN.capabilities))} --scale {config['scale']} --seed {SEED}"
+    " --out-dir results/summary"
+)
+
 
 rule summary:
     input:
@@ -7,6 +13,12 @@ rule summary:
     output:
         table=report(
             "results/summary/summary.csv",
+            caption="../report/summary.rst",
+            category="Summary",
+            labels={"figure": "table (CSV download)"},
+        ),
+        html=report(  # the same table; the report shows HTML inline, a CSV only as a download
+            "results/summary/summary.html",
             caption="../report/summary.rst",
             category="Summary",
             labels={"figure": "table"},
@@ -17,16 +29,17 @@ rule summary:
             category="Summary",
             labels={"figure": "status and bench ratios"},
         ),
-    params:
-        ran=",".join(e.id for e in PLAN.runnable) or "none",
-        capabilities=",".join(sorted(PLAN.capabilities)),
-        scale=config["scale"],
-        seed=SEED,
     log:
         "results/logs/summary.log",
     shell:
-        "python scripts/summarise.py --ran {params.ran} --capabilities {params.capabilities:q}"
-        " --scale {params.scale} --seed {params.seed} --out-dir results/summary > {log} 2>&1"
+        SUMMARY_COMMAND + " > {log} 2>&1"
+
+
+# A run that failed (with --keep-going, the others went on) still gets its summary, with the failed exercises
+# marked and their errors; the rule above did not run because its inputs are missing.
+onerror:
+    shell(SUMMARY_COMMAND + " > results/logs/summary.log 2>&1 || true")
+    print("torchkata: the summary with the failed exercises and their errors is in results/summary/")
 
 
 rule proof:

@@ -5,12 +5,26 @@ Read by the Snakefile (at parse time, so no torch here) and by the summary.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from torchkata.pipeline.catalog import Catalog, Exercise, machine_capabilities, skip_reason
 
 
 class ConfigError(ValueError):
     pass
+
+
+def check_config_syntax(path: Path) -> None:
+    """A config file that is not YAML stops the run with its line and column (Snakemake's own message names
+    neither)."""
+    try:
+        yaml.safe_load(Path(path).read_text())
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        raise ConfigError(f"{path}, line {mark.line + 1}, column {mark.column + 1}: not valid YAML: "
+                          f"{err.problem or err.context}") from None
 
 
 def capabilities(config: dict) -> set[str]:

@@ -14,6 +14,8 @@ Output directory of a run:
     run.json       MLflow run id and provenance
     plots/*.png    figures
     artifacts/*    checkpoints and other deterministic files (their sha256 go into metrics.json)
+    error.json     only when the experiment raised: the error, for the summary (Snakemake removes the
+                   failed job's outputs, so the error is kept beside them)
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from torchkata.pipeline.seeding import seed_everything
 
 SCALES = ("smoke", "default", "full")
 PURPOSES = ("runs", "rerun")
+ERROR_FILE = "error.json"
 
 
 @dataclass
@@ -103,10 +106,26 @@ def _numeric_leaves(prefix: str, obj) -> list[tuple[str, float]]:
     return []
 
 
-def run_exercise(exercise_id: str, *, seed: int, scale: str, impl: str, threads: int, out: Path,
-                 inputs: dict[str, Path], tracking_uri: str, experiment_name: str = tracking.EXPERIMENT,
-                 purpose: str = "runs") -> str:
-    """Run the experiment and record it; returns the MLflow run id."""
+def describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"[:5000]
+
+
+def run_exercise(exercise_id: str, *, seed: int, out: Path, purpose: str = "runs", **settings) -> str:
+    """Run the experiment and record it; returns the MLflow run id. Whatever stops it is also written to
+    out/error.json for the summary."""
+    out = Path(out)
+    (out / ERROR_FILE).unlink(missing_ok=True)  # a failure of an earlier attempt
+    try:
+        return _run(exercise_id, seed=seed, out=out, purpose=purpose, **settings)
+    except BaseException as err:
+        write_json(out / ERROR_FILE, {"error": describe(err), "exercise": exercise_id, "seed": seed,
+                                      "purpose": purpose})
+        raise
+
+
+def _run(exercise_id: str, *, seed: int, scale: str, impl: str, threads: int, out: Path,
+         inputs: dict[str, Path], tracking_uri: str, experiment_name: str = tracking.EXPERIMENT,
+         purpose: str = "runs") -> str:
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, not {scale!r}")
     if purpose not in PURPOSES:
@@ -116,7 +135,6 @@ def run_exercise(exercise_id: str, *, seed: int, scale: str, impl: str, threads:
         raise CatalogError(f"{exercise_id} is {exercise.status}: it has no experiment yet")
     check_inputs(exercise, inputs)
     experiment = importlib.import_module(exercise.experiment_module)
-    out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)  # a declared output even when empty
     params = {"exercise": exercise.id, "seed": seed, "scale": scale, "impl": impl, "threads": threads,
               "purpose": purpose, "git_commit": git_commit(), "torch_version": torch.__version__,
@@ -131,8 +149,8 @@ def run_exercise(exercise_id: str, *, seed: int, scale: str, impl: str, threads:
             raise RuntimeError(f"{exercise.id}: experiment did not report its key metric {exercise.metric!r}")
     except BaseException as err:
         tracking.record_run(tracking_uri, run_name=run_name, params=params, history=ctx.history,
-                            experiment=experiment_name, status="FAILED", tags={"error": f"{type(err).__name__}: {err}"[:5000],
-                                                   "traceback": traceback.format_exc()[-5000:]})
+                            experiment=experiment_name, status="FAILED",
+                            tags={"error": describe(err), "traceback": traceback.format_exc()[-5000:]})
         raise
     artifacts = sorted(p for p in (out / "artifacts").rglob("*") if p.is_file())
     ctx.metrics["artifacts"] = {str(p.relative_to(out / "artifacts")): sha256(p) for p in artifacts}

@@ -1,12 +1,14 @@
-"""The summary of the whole catalog: one row per exercise, a CSV, and a plot."""
+"""The summary of the whole catalog: one row per exercise, a CSV, an HTML table (what the report shows), a plot."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pandas as pd
 
 from torchkata.pipeline.catalog import Catalog, skip_reason
 from torchkata.pipeline.files import atomic_path, read_json
+from torchkata.pipeline.runner import ERROR_FILE
 
 
 def _read(path: Path):
@@ -26,8 +28,11 @@ def exercise_row(results: Path, exercise, seed: int, ran: bool, capabilities: se
     run = results / exercise.id / "runs" / f"seed-{seed}"
     metrics, bench = _read(run / "metrics.json"), _read(run / "bench.json")
     determinism, variance = _read(results / exercise.id / "determinism.json"), _read(results / exercise.id / "variance.json")
-    if metrics is None:
-        row.update(status="failed", note=f"no {run / 'metrics.json'}")
+    errors = sorted((results / exercise.id).glob(f"*/seed-*/{ERROR_FILE}"))
+    if errors or metrics is None:
+        where = errors[0].parent if errors else run
+        error = read_json(errors[0])["error"] if errors else f"no {run / 'metrics.json'}"
+        row.update(status="failed", note=f"{where.relative_to(results / exercise.id)}: {error}")
         return row
     row.update(status="ran", value=metrics.get(exercise.metric), bench_ratio=(bench or {}).get("ratio"),
                deterministic=None if determinism is None else determinism["bitwise_equal"])
@@ -65,3 +70,34 @@ def plot_summary(table: pd.DataFrame, path: Path, title: str) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+_CSS = """body { font: 14px/1.4 system-ui, sans-serif; margin: 1em; color: #1e293b; background: #fff; }
+h1 { font-size: 1.3em; } h2 { font-size: 1.1em; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #cbd5e1; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f1f5f9; }
+td:first-child { white-space: nowrap; }"""
+_NUMERIC = ["value", "bench_ratio", "seeds", "mean", "ci95_low", "ci95_high"]
+
+
+def _number(value) -> str:
+    return "" if pd.isna(value) else f"{value:.4g}"
+
+
+def summary_html(table: pd.DataFrame, title: str) -> str:
+    """A standalone page: the count per status, the exercises this run covered (ran, failed, skipped) with their
+    numbers, then the planned ones. Snakemake's report shows an HTML file inline; a CSV is only a download there."""
+    counts = " · ".join(f"{n} {status}" for status, n in table["status"].value_counts().items())
+    covered = table[table["status"] != "planned"].copy()
+    planned = table[table["status"] == "planned"]
+    covered[_NUMERIC] = covered[_NUMERIC].apply(pd.to_numeric)  # a column of only None would print "None"
+    covered["deterministic"] = covered["deterministic"].map(lambda v: "" if pd.isna(v) else str(bool(v)).lower())
+    runs = covered.to_html(index=False, na_rep="", formatters={c: _number for c in _NUMERIC}, border=0,
+                           classes="runs")
+    rest = planned[["id", "title", "topic"]].to_html(index=False, border=0, classes="planned")
+    right = ", ".join(f".runs td:nth-child({list(covered).index(c) + 1})" for c in _NUMERIC)
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>\n'
+            f"<style>\n{_CSS}\n{right} {{ text-align: right; white-space: nowrap; }}\n</style></head><body>\n"
+            f"<h1>{html.escape(title)}</h1>\n<p>{counts}</p>\n<h2>Exercises in this run ({len(covered)})</h2>\n{runs}\n"
+            f"<h2>Planned ({len(planned)})</h2>\n{rest}\n</body></html>\n")
