@@ -39,7 +39,7 @@ def log_in_parallel(uri: str, jobs: int) -> list[str]:
         return pool.starmap(log_one, [(uri, seed) for seed in range(jobs)])
 
 
-@pytest.mark.parametrize("jobs", [16])
+@pytest.mark.parametrize("jobs", [8, 16])
 def test_parallel_jobs_lose_no_run(tracking_uri, jobs):
     run_ids = log_in_parallel(tracking_uri, jobs)
     frame = tracking.fetch_runs(tracking_uri, run_ids)
