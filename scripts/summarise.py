@@ -5,7 +5,7 @@ from pathlib import Path
 
 from torchkata.pipeline.catalog import load_catalog
 from torchkata.pipeline.files import atomic_path, write_text
-from torchkata.pipeline.summary import build_summary, plot_summary, summary_html
+from torchkata.pipeline.summary import build_summary, plot_summary, status_counts, summary_html
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--ran", required=True, help="comma-separated ids this run covered, or 'none'")
@@ -19,8 +19,8 @@ ran = set() if args.ran == "none" else set(args.ran.split(","))
 table = build_summary(load_catalog(), args.results, args.seed, ran, set(args.capabilities.split(",")))
 with atomic_path(args.out_dir / "summary.csv") as tmp:
     table.to_csv(tmp, index=False)
-counts = table["status"].value_counts().to_dict()
-write_text(args.out_dir / "summary.html", summary_html(table, f"torchkata at scale {args.scale}"))
-plot_summary(table, args.out_dir / "summary.png", f"torchkata at scale {args.scale}: {counts}")
+title = f"torchkata at scale {args.scale}"
+write_text(args.out_dir / "summary.html", summary_html(table, title))
+plot_summary(table, args.out_dir / "summary.png", title)
 print(table[table["status"] != "planned"].to_string(index=False))
-print(counts)
+print(status_counts(table))

@@ -46,11 +46,17 @@ def build_summary(catalog: Catalog, results: Path, seed: int, ran: set[str], cap
     return pd.DataFrame([exercise_row(results, e, seed, e.id in ran, capabilities) for e in catalog.exercises.values()])
 
 
+def status_counts(table: pd.DataFrame) -> str:
+    """'4 ran · 177 planned': the headline of the table and of the plot."""
+    return " · ".join(f"{n} {status}" for status, n in table["status"].value_counts().items())
+
+
 def plot_summary(table: pd.DataFrame, path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     colours = {"ran": "tab:green", "failed": "tab:red", "skipped": "tab:orange", "planned": "lightgray"}
     counts = table.groupby(["topic", "status"]).size().unstack(fill_value=0)
@@ -60,12 +66,18 @@ def plot_summary(table: pd.DataFrame, path: Path, title: str) -> None:
     counts.plot.barh(stacked=True, ax=left, color=[colours[s] for s in counts])
     left.set(xlabel="exercises", title="catalog by topic and status")
     if len(ratios):
-        right.barh(ratios["id"], ratios["bench_ratio"], color="tab:purple")
+        bars = right.barh(ratios["id"], ratios["bench_ratio"], color="tab:purple")
+        right.bar_label(bars, labels=[f"{r:.2f}x" for r in ratios["bench_ratio"]], padding=3)
         right.axvline(1.0, color="black", linestyle="--")
         right.set(xscale="log", xlabel="time / native PyTorch op (lower is faster)", title="bench ratios")
+        # plain numbers on both kinds of tick: a log axis spanning less than a decade shows only minor ones
+        plain = FuncFormatter(lambda x, _: f"{x:g}")
+        right.xaxis.set_major_formatter(plain)
+        right.xaxis.set_minor_formatter(plain)
+        right.margins(x=0.25)  # room for the labels
     else:
         right.set_axis_off()
-    fig.suptitle(title)
+    fig.suptitle(f"{title}: {status_counts(table)}")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
@@ -88,7 +100,7 @@ def _number(value) -> str:
 def summary_html(table: pd.DataFrame, title: str) -> str:
     """A standalone page: the count per status, the exercises this run covered (ran, failed, skipped) with their
     numbers, then the planned ones. Snakemake's report shows an HTML file inline; a CSV is only a download there."""
-    counts = " · ".join(f"{n} {status}" for status, n in table["status"].value_counts().items())
+    counts = status_counts(table)
     covered = table[table["status"] != "planned"].copy()
     planned = table[table["status"] == "planned"]
     covered[_NUMERIC] = covered[_NUMERIC].apply(pd.to_numeric)  # a column of only None would print "None"
