@@ -15,6 +15,8 @@ min_version("8.0")
 _SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, _SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_SRC, os.environ.get("PYTHONPATH")]))
+# The jobs' `python` is the one running Snakemake (`.venv/bin/snakemake` works without activating the venv).
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
 
 from torchkata.pipeline.plan import check_config_syntax
 
