@@ -56,6 +56,10 @@ def exercise_input_paths(exercise, seed):
     return paths
 
 
+# what every run goes through: an edit to how runs are seeded, pinned or written reruns them all
+RUNNER_CODE = ["scripts/run_exercise.py"] + [f"src/torchkata/pipeline/{m}.py" for m in ("runner", "seeding", "numerics")]
+
+
 def module_file(module):
     return f"src/{module.replace('.', '/')}.py"
 
@@ -69,7 +73,7 @@ def exercise_dependencies(exercise):
         if exercise.done:
             implementation = (module_file(exercise.reference) if config["impl"] == "reference"
                               else str(exercise.starter_path.relative_to(CATALOG_ROOT)))
-            deps["code"] = [module_file(exercise.experiment_module), implementation]
+            deps["code"] = [module_file(exercise.experiment_module), implementation, *RUNNER_CODE]
             for name in exercise.datasets:
                 deps[f"dataset_{name}"] = ancient(dataset_files(name))  # DVC does not keep mtimes
             for name in exercise.extensions:

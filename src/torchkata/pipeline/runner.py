@@ -32,6 +32,7 @@ from torchkata.pipeline import tracking
 from torchkata.pipeline.catalog import CatalogError, Exercise, load_catalog, load_impl
 from torchkata.pipeline.checkpoint import load_checkpoint, save_checkpoint
 from torchkata.pipeline.files import atomic_path, sha256, write_json
+from torchkata.pipeline.numerics import cpu_code_path
 from torchkata.pipeline.seeding import seed_everything
 
 SCALES = ("smoke", "default", "full")
@@ -142,6 +143,7 @@ def _run(exercise_id: str, *, seed: int, scale: str, impl: str, threads: int, ou
     ctx = RunContext(exercise=exercise, impl=load_impl(exercise, impl), seed=seed, scale=scale,
                      threads=threads, params=dict(experiment.SCALES[scale]),
                      generator=seed_everything(seed, threads), out=out, inputs=dict(inputs))
+    params |= cpu_code_path()  # after seeding, which settles the code paths
     run_name = f"{exercise.id}/seed-{seed}/{purpose}"
     try:
         experiment.run(ctx)

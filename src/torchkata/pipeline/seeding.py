@@ -7,11 +7,14 @@ import random
 import numpy as np
 import torch
 
+from torchkata.pipeline.numerics import disable_cpu_dispatch_libraries
+
 
 def seed_everything(seed: int, threads: int) -> torch.Generator:
     """Seed Python, NumPy and torch, pin torch's threads, and ask for deterministic kernels.
 
-    CPU results are bitwise repeatable only for the same thread count, hence the pin.
+    CPU results are bitwise repeatable only for the same thread count, hence the pin; and across CPUs only on
+    the same code paths (torchkata.pipeline.numerics), hence no oneDNN or NNPACK.
     Returns a torch.Generator seeded the same way, for data order and initialisation.
     """
     if threads < 1:
@@ -23,6 +26,7 @@ def seed_everything(seed: int, threads: int) -> torch.Generator:
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = False
+    disable_cpu_dispatch_libraries()
     return torch.Generator().manual_seed(seed)
 
 

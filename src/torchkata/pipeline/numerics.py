@@ -1,0 +1,46 @@
+"""The same floating-point results on any x86-64 CPU, not only on the one that wrote dvc.lock.
+
+Left to themselves, torch's CPU libraries pick code paths by the instruction sets of the CPU they find
+(AVX-512 here, AVX2 there), each summing in another order: the same seed then trains to other weights on
+another machine (seen: b04-06 at 0.9162 with AVX-512 on every path, 0.9134 with ATen alone held to AVX2). So:
+- ATen's vectorised kernels are held to AVX2, which every x86-64 CPU of the last decade has;
+- MKL (matrix products) runs its conditional-numerical-reproducibility path, the same on Intel and AMD;
+- oneDNN and NNPACK are switched off (`disable_cpu_dispatch_libraries`): their kernels are chosen by ISA and
+  cache size, and convolutions then go through im2col and MKL's matrix product instead.
+This costs about half again on a CNN's training time (b04-06: 117 s against 78 s per run), the price of a
+`dvc.lock` that any machine can check. The variables are defaults: set them in the environment to choose
+otherwise (and lose that).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+PORTABLE_CPU_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE,STRICT"}
+PORTABLE_CPU_CAPABILITY = "AVX2"
+
+
+def pin_cpu_code_paths() -> None:
+    """Set PORTABLE_CPU_ENV (where not set); both libraries read it once, on first use, so before torch loads."""
+    if "torch" in sys.modules:
+        raise RuntimeError("pin_cpu_code_paths() must run before torch is imported: ATen and MKL read their "
+                           "code path once, when torch loads")
+    for name, value in PORTABLE_CPU_ENV.items():
+        os.environ.setdefault(name, value)
+
+
+def disable_cpu_dispatch_libraries() -> None:
+    import torch
+
+    torch.backends.mkldnn.enabled = False
+    torch.backends.nnpack.set_flags(False)
+
+
+def cpu_code_path() -> dict:
+    """What this process runs, for run.json: a result made on another path is not expected to match bitwise."""
+    import torch
+
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "mkl_cbwr": os.environ.get("MKL_CBWR", ""),
+            "mkldnn": torch.backends.mkldnn.enabled,
+            "nnpack": torch.backends.nnpack.is_available() and torch._C._get_nnpack_enabled()}
