@@ -56,12 +56,13 @@ def exercise_input_paths(exercise, seed):
     return paths
 
 
-# what every run goes through: an edit to how runs are seeded, pinned or written reruns them all
-RUNNER_CODE = ["scripts/run_exercise.py"] + [f"src/torchkata/pipeline/{m}.py" for m in ("runner", "seeding", "numerics")]
-
-
 def module_file(module):
     return f"src/{module.replace('.', '/')}.py"
+
+
+# what every run goes through: an edit to how runs are seeded, pinned or written reruns them all
+RUNNER_CODE = ["scripts/run_exercise.py",
+               *(module_file(f"torchkata.pipeline.{m}") for m in ("runner", "seeding", "numerics"))]
 
 
 def exercise_dependencies(exercise):

@@ -7,7 +7,7 @@ another machine (seen: b04-06 at 0.9162 with AVX-512 on every path, 0.9134 with 
 - MKL (matrix products) runs its conditional-numerical-reproducibility path, the same on Intel and AMD;
 - oneDNN and NNPACK are switched off (`disable_cpu_dispatch_libraries`): their kernels are chosen by ISA and
   cache size, and convolutions then go through im2col and MKL's matrix product instead.
-This costs about half again on a CNN's training time (b04-06: 117 s against 78 s per run), the price of a
+This costs about half again on a CNN's training time (b04-06: 120–129 s against 78 s per run), the price of a
 `dvc.lock` that any machine can check. The variables are defaults: set them in the environment to choose
 otherwise (and lose that).
 """
