@@ -1,25 +1,25 @@
 # torchkata: every exercise of the catalog is a target of this DAG.
-#   snakemake --cores 2 all                       the main job (config.yaml's scale)
-#   snakemake --cores 2 results/a01/determinism.json      one target
-#   snakemake --report results/report.html        the HTML report
-import os
+#   snakemake --cores 2 all                                            the main job (config.yaml's scale)
+#   snakemake --cores 2 results/a01/reference-default/determinism.json   one target
+#   snakemake --report results/report.html                             the HTML report
 import sys
+import time
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
 
-# This checkout's package, for the Snakefile and for every job (also before `pip install -e .`, and in a
-# copy of the repository whose code differs from the installed one).
-_SRC = str(Path(workflow.basedir) / "src")
-sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_SRC, os.environ.get("PYTHONPATH")]))
-# The jobs' `python` is the one running Snakemake (`.venv/bin/snakemake` works without activating the venv).
-os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+STARTED = (
+    time.time()
+)  # run records written after this are logged to MLflow when the call ends
+# This checkout's package, for the Snakefile and (through PYTHONPATH) for every job.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from torchkata.pipeline.plan import check_config_syntax
+from torchkata.pipeline.workflow import set_job_environment
 
+set_job_environment(Path(workflow.basedir) / "src")
 check_config_syntax(Path(workflow.basedir) / "config.yaml")
 
 
@@ -34,7 +34,13 @@ include: "workflow/rules/common.smk"
 
 rule all:
     input:
-        all_targets(),
+        FLOW.all_targets(),
+
+
+# what `dvc repro` proves: each done exercise's result at config.yaml's scale (results/proof/)
+rule proofs:
+    input:
+        [f"results/proof/{FLOW.variant}/{e.id}/metrics.json" for e in PLAN.runnable],
 
 
 include: "workflow/rules/tracking.smk"

@@ -62,12 +62,12 @@ def _seeded():
 @pytest.fixture(scope="session")
 def smoke_project(tmp_path_factory, extension_library):
     """A fresh copy of the repository after `snakemake all` at smoke scale for a01 and a41 (two variance
-    seeds): one run shared by the tests that look at a finished pipeline. (project, its config file)"""
-    from projects import copy_project, snakemake, with_config
+    seeds, the smoke preset): one run shared by the tests that look at a finished pipeline. (project, its config file)"""
+    from torchkata.pipeline.projects import copy_project, snakemake, with_config
 
     extension_library("add_constant")
     project = copy_project(tmp_path_factory.mktemp("smoke-project"))
-    config = with_config(project, "smoke.yaml", scale="smoke", exercises=["a01", "a41"], variance_seeds=[0, 1])
+    config = with_config(project, "smoke.yaml", scale="smoke", exercises=["a01", "a41"])
     run = snakemake(project, "all", "--cores", "2", "--configfile", str(config))
     assert run.returncode == 0, run.output[-3000:]
     return project, config

@@ -5,6 +5,9 @@
     torchkata check ID                        grade problems/ID/starter.py with the exercise's tests
     torchkata status                          your progress: the last grade of every exercise you checked
     torchkata readme                          rewrite README.md's progress table from the catalog
+    torchkata dvc                             rewrite DVC's pipeline files from the catalog
+    torchkata cost [IDS] [--scale S]          measure the pipeline's overhead and project it to the catalog
+    torchkata ci-sample KEY --budget S        done exercises whose default runs fit S seconds, rotating by KEY
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ def cmd_show(args) -> int:
     print(f"seed: {e.seed['item']} of {e.seed['document']}")
     if e.done:
         print(f"reference: {e.reference}\nstarter:   {e.starter_path.relative_to(ROOT)}\n"
-              f"tests:     {test_file(e).relative_to(ROOT)}\nresult:    results/{e.id}/runs/seed-0/metrics.json")
+              f"tests:     {test_file(e).relative_to(ROOT)}\nresult:    results/{e.id}/reference-default/runs/seed-0/metrics.json")
     readme = e.problem_dir / "README.md"
     if readme.is_file():
         print("\n" + readme.read_text(encoding="utf-8"))
@@ -116,6 +119,44 @@ def cmd_readme(args) -> int:
     return 0
 
 
+def cmd_dvc(args) -> int:
+    from torchkata.pipeline.dvc_stages import render
+
+    for path, text in render(load_catalog()).items():
+        write_text(path, text)
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+def cmd_cost(args) -> int:
+    from torchkata.pipeline.cost import measure, report
+
+    catalog = load_catalog()
+    for exercise_id in args.ids:
+        if not catalog.get(exercise_id).done:
+            raise CatalogError(f"{exercise_id} is planned: it has no experiment to measure")
+    result = measure(args.ids, args.scale, args.cores)
+    print(report(result))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+def cmd_ci_sample(args) -> int:
+    """What CI proves at the default scale: a sample that fits its budget, with the upstream exercises that each
+    one consumes (dvc repro runs them too), chosen by the commit so that successive runs rotate."""
+    from torchkata.pipeline.plan import rotating_sample
+
+    catalog = load_catalog()
+
+    def cost(exercise) -> float:
+        return exercise.budget_s + sum(cost(catalog.get(c.source)) for c in exercise.checkpoints)
+
+    chosen = rotating_sample(catalog.done(), args.key, args.budget, cost)
+    print(" ".join(f"reproduce@{e.id}" for e in chosen))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="torchkata", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,6 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(func=func)
     sub.add_parser("status", help="your progress").set_defaults(func=cmd_status)
     sub.add_parser("readme", help="rewrite README.md's progress table").set_defaults(func=cmd_readme)
+    sub.add_parser("dvc", help="rewrite DVC's pipeline files from the catalog").set_defaults(func=cmd_dvc)
+    p = sub.add_parser("cost", help="measure the pipeline's overhead beyond the experiments' compute")
+    p.add_argument("ids", nargs="*", default=["a01", "a41"], help="done exercises (default: a01 a41)")
+    p.add_argument("--scale", choices=("smoke", "default", "full"), default="smoke")
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--json", type=Path, help="also write the figures to this file")
+    p.set_defaults(func=cmd_cost)
+    p = sub.add_parser("ci-sample", help="the exercises CI proves at the default scale")
+    p.add_argument("key", help="what chooses the sample, e.g. the commit")
+    p.add_argument("--budget", type=float, required=True, help="seconds of default-scale budget in all")
+    p.set_defaults(func=cmd_ci_sample)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

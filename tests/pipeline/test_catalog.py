@@ -4,6 +4,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+import yaml
 
 from torchkata.pipeline.catalog import ROOT, CatalogError, load_catalog, load_impl
 
@@ -34,6 +35,81 @@ def test_bad_catalog_entry_is_refused(tmp_path):
     bad.write_text(text.replace("status: done", "status: finished", 1), encoding="utf-8")
     with pytest.raises(CatalogError, match="status 'finished'"):
         load_catalog(bad)
+
+
+@pytest.mark.parametrize("exercise_id, scale, expected", [
+    ("a02", "default", {"mem_mb": 2000, "runtime": 5, "gpu": 0}),  # no `resources`: the defaults
+    ("a02", "full", {"mem_mb": 2000, "runtime": 50, "gpu": 0}),
+    ("a24", "default", {"mem_mb": 8000, "runtime": 5, "gpu": 1}),
+    ("a25", "default", {"mem_mb": 8000, "runtime": 5, "gpu": 0, "cpus_per_task": 4}),
+    ("m5-core-1", "smoke", {"mem_mb": 64000, "runtime": 5, "gpu": 4, "cpus_per_task": 8}),
+    ("b04-06", "smoke", {"mem_mb": 8000, "runtime": 5, "gpu": 0}),
+    ("b04-06", "default", {"mem_mb": 8000, "runtime": 9, "gpu": 0}),  # flagship: 3 x 180 s
+    ("b04-06", "full", {"mem_mb": 8000, "runtime": 90, "gpu": 0}),
+])
+def test_rule_resources_of_known_entries(exercise_id, scale, expected):
+    assert CATALOG.get(exercise_id).rule_resources(scale) == expected
+
+
+def test_budget_is_180_s_for_a_flagship_only():
+    assert CATALOG.get("b04-06").budget_s == 180
+    assert CATALOG.get("a01").budget_s == 60
+
+
+def test_unknown_scale_is_named():
+    with pytest.raises(ValueError, match="not 'huge'"):
+        CATALOG.get("a01").rule_resources("huge")
+
+
+def test_every_cuda_exercise_asks_for_a_gpu():
+    for e in CATALOG.exercises.values():
+        assert (e.rule_resources("default")["gpu"] > 0) == ("cuda" in e.needs), e.id
+
+
+def write_catalog(tmp_path, **fields) -> Path:
+    """A one-exercise catalog with `fields` set on the exercise."""
+    entry = {"id": "x1", "title": "t", "seed": {}, "topic": "tensors", "difficulty": "beginner",
+             "needs": ["cpu"], "status": "planned", **fields}
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump({"exercises": [entry]}), encoding="utf-8")
+    return path
+
+
+def test_gpus_on_a_cuda_exercise_are_accepted(tmp_path):
+    path = write_catalog(tmp_path, needs=["cuda"], resources={"gpus": 2}, flagship=True)
+    assert load_catalog(path).get("x1").rule_resources("default")["gpu"] == 2
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"resources": {"memory": 4000}}, r"x1: unknown resources \['memory'\]"),
+    ({"resources": {"mem_mb": 0}}, "x1: resources.mem_mb must be a positive integer, not 0"),
+    ({"resources": {"cpus": -4}}, "x1: resources.cpus must be a positive integer, not -4"),
+    ({"resources": {"mem_mb": 1.5}}, "x1: resources.mem_mb must be a positive integer, not 1.5"),
+    ({"resources": {"cpus": True}}, "x1: resources.cpus must be a positive integer, not True"),
+    ({"resources": {"gpus": 1}}, "x1: resources.gpus is set but `needs` lacks cuda"),
+    ({"flagship": "yes"}, "x1: flagship must be true or false, not 'yes'"),
+])
+def test_bad_resources_are_refused(tmp_path, fields, message):
+    with pytest.raises(CatalogError, match=message):
+        load_catalog(write_catalog(tmp_path, **fields))
+
+
+def test_slurm_profile_keeps_no_second_list():
+    """Per-exercise resources live in the catalog; the profile holds the cluster's own settings."""
+    profile = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.v8+.yaml").read_text(encoding="utf-8"))
+
+    def keys(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield key
+                yield from keys(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from keys(item)
+
+    assert not [k for k in keys(profile) if str(k).startswith("exercise_")]
+    assert "set-resources" not in profile
+    assert set(profile["config"]["slurm_partitions"]) == {"cpu", "gpu"}
 
 
 def public_functions(module):

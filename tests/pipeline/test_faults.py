@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from projects import SNAKEMAKE, copy_project, job_environment, snakemake, with_config
+from torchkata.pipeline.projects import SNAKEMAKE, copy_project, job_environment, snakemake, with_config
 from torchkata.data.fashion_mnist import RAW
 from torchkata.pipeline.catalog import ROOT
 from torchkata.pipeline.files import read_json
@@ -24,17 +24,17 @@ def deterministic_outputs(project: Path) -> dict[str, object]:
     """Every output that must be equal between two runs of the same config: files byte for byte, and the
     variance summaries but for the MLflow run ids they cite."""
     results = project / "results"
-    paths = [*results.glob("*/*/seed-*/metrics.json"), *results.glob("*/*/seed-*/artifacts/**/*"),
-             *results.glob("*/determinism.json"), *(project / "data").glob("*/*.pt")]
+    paths = [*results.glob("*/*/*/seed-*/metrics.json"), *results.glob("*/*/*/seed-*/artifacts/**/*"),
+             *results.glob("*/*/determinism.json"), *(project / "data").glob("*/*.pt")]
     outputs = {str(p.relative_to(project)): p.read_bytes() for p in sorted(paths) if p.is_file()}
-    for path in results.glob("*/variance.json"):
+    for path in results.glob("*/*/variance.json"):
         outputs[str(path.relative_to(project))] = {k: v for k, v in read_json(path).items() if k != "run_ids"}
     return outputs
 
 
 # b04-10's determinism at smoke scale: both data rules, b04-06's training, its checkpoint handed to b04-10's
 # run and rerun
-TRANSFER = ["results/b04-10/determinism.json", "--config", "scale=smoke"]
+TRANSFER = ["results/b04-10/reference-smoke/determinism.json"]
 
 
 def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path, extension_library):
@@ -48,7 +48,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path, extension_li
                                 env=job_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
     # kill while b04-10's run is inside its experiment: it has made its output folder, not yet its metrics
-    started = project / "results" / "b04-10" / "runs" / "seed-0" / "plots"
+    started = project / "results" / "b04-10" / "reference-smoke" / "runs" / "seed-0" / "plots"
     deadline = time.monotonic() + 300
     while not started.is_dir():
         assert pipeline.poll() is None, "the pipeline ended before it could be killed"
@@ -84,14 +84,14 @@ def test_failing_exercise_others_go_on_summary_and_mlflow_say_failed(tmp_path, e
     extension_library("add_constant")
     project = copy_project(tmp_path / "project")
     inject_fault(project, "a01", "injected fault in a01")
-    config = with_config(project, "smoke.yaml", scale="smoke", exercises=["a01", "a41"], variance_seeds=[0, 1])
+    config = with_config(project, "smoke.yaml", scale="smoke", exercises=["a01", "a41"])
     run = snakemake(project, "all", "--cores", "2", "--keep-going", "--configfile", str(config))
     assert run.returncode != 0
     assert "RuntimeError: injected fault in a01" in run.output  # the failed job's log is shown
 
     for name in ("determinism.json", "variance.json", "variance.png"):  # the other exercise went on
-        assert (project / "results" / "a41" / name).is_file()
-    table = pd.read_csv(project / "results" / "summary" / "summary.csv").set_index("id")
+        assert (project / "results" / "a41" / "reference-smoke" / name).is_file()
+    table = pd.read_csv(project / "results" / "summary" / "smoke" / "summary.csv").set_index("id")
     assert table.loc["a41", "status"] == "ran"
     assert table.loc["a01", "status"] == "failed"
     assert "RuntimeError: injected fault in a01" in table.loc["a01", "note"]
@@ -164,12 +164,12 @@ def test_malformed_config_names_file_and_line(tmp_path, extension_library):
 
 
 def test_unknown_exercise_target_is_named(project):
-    result = snakemake(project, "-n", "results/zz-99/determinism.json")
+    result = snakemake(project, "-n", "results/zz-99/reference-smoke/determinism.json")
     assert result.returncode != 0
     assert "zz-99" in result.output
 
 
-def test_corrupted_checkpoint_is_named_before_training(tmp_path, tracking_uri):
+def test_corrupted_checkpoint_is_named_before_training(tmp_path):
     from torchkata.pipeline.checkpoint import CheckpointError
     from torchkata.pipeline.runner import run_exercise
 
@@ -179,6 +179,6 @@ def test_corrupted_checkpoint_is_named_before_training(tmp_path, tracking_uri):
     start = time.perf_counter()
     with pytest.raises(CheckpointError, match=f"checkpoint {corrupted} is corrupted"):
         run_exercise("b04-10", seed=0, scale="smoke", impl="reference", threads=1, out=tmp_path / "run",
-                     inputs=inputs, tracking_uri=tracking_uri)
+                     inputs=inputs)
     assert time.perf_counter() - start < 20  # stopped at the checkpoint, before any training
     assert "model.pt is corrupted" in read_json(tmp_path / "run" / "error.json")["error"]

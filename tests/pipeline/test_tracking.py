@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from projects import copy_project, snakemake, with_config
+from torchkata.pipeline.projects import copy_project, snakemake, with_config
 from torchkata.pipeline import tracking
 from torchkata.pipeline.files import read_json, write_json
 from torchkata.pipeline.reproducibility import aggregate_variance, summarise
@@ -60,20 +60,34 @@ def test_summarise_matches_scipy():
     assert (s["ci95_low"], s["ci95_high"]) == (pytest.approx(low), pytest.approx(high))
 
 
+def record(seed: int, accuracy: float) -> dict:
+    """A run's record as the runner writes it (run.json)."""
+    return {"id": f"record-{seed}", "run_name": f"b04-06/seed-{seed}/runs", "status": "FINISHED", "tags": {},
+            "params": {"exercise": "b04-06", "seed": seed, "scale": "smoke", "impl": "reference"},
+            "history": [("loss", 1.0 / (step + 1), step) for step in range(3)],
+            "final": {"test_accuracy": accuracy}, "artifacts": ["metrics.json"]}
+
+
 def test_variance_is_read_from_mlflow(tracking_uri, tmp_path):
-    run_files = []
+    run_dirs = []
     for seed, accuracy in enumerate([0.90, 0.92, 0.91]):
-        run_id = tracking.record_run(tracking_uri, run_name=f"v/{seed}", params={"seed": seed},
-                                     history=[("test_accuracy", accuracy, 0)])
-        path = tmp_path / f"run{seed}.json"
-        write_json(path, {"run_id": run_id, "tracking_uri": tracking_uri, "experiment": tracking.EXPERIMENT,
-                          "exercise": "b04-06", "scale": "smoke", "impl": "reference"})
-        run_files.append(path)
-    summary = aggregate_variance(run_files, ["test_accuracy"])
+        run_dirs.append(tmp_path / f"seed-{seed}")
+        write_json(run_dirs[-1] / "run.json", record(seed, accuracy))
+        write_json(run_dirs[-1] / "metrics.json", {"test_accuracy": accuracy})
+    summary = aggregate_variance(run_dirs, ["test_accuracy"], tracking_uri)
     assert summary["seeds"] == [0, 1, 2]
     assert summary["metrics"]["test_accuracy"]["mean"] == pytest.approx(0.91)
+    again = aggregate_variance(run_dirs, ["test_accuracy"], tracking_uri)
+    assert again["run_ids"] == summary["run_ids"]  # each record is logged once
+    runs = tracking.fetch_runs(tracking_uri, summary["run_ids"])
+    assert len(runs) == 3 and set(runs["tags.torchkata.record"]) == {"record-0", "record-1", "record-2"}
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    assert [m.step for m in client.get_metric_history(summary["run_ids"][0], "loss")] == [0, 1, 2]
+    assert {a.path for a in client.list_artifacts(summary["run_ids"][0])} == {"metrics.json"}
     with pytest.raises(KeyError, match="not_logged"):
-        aggregate_variance(run_files, ["not_logged"])
+        aggregate_variance(run_dirs, ["not_logged"], tracking_uri)
 
 
 def test_uninitialised_store_says_what_to_run(tmp_path):
@@ -129,17 +143,19 @@ def test_pipeline_logs_through_a_tracking_server(tracking_server, tmp_path, exte
     uri, store = tracking_server
     extension_library("add_constant")
     project = copy_project(tmp_path / "project")
-    config = with_config(project, "server.yaml", scale="smoke", exercises=["a01"], variance_seeds=[0, 1],
-                         tracking__uri=uri)
+    config = with_config(project, "server.yaml", scale="smoke", exercises=["a01"], tracking__uri=uri)
     run = snakemake(project, "all", "--cores", "2", "--configfile", str(config))
     assert run.returncode == 0, run.output[-3000:]
     assert not (project / "results" / "mlflow" / "mlflow.db").exists()  # nothing went to the local default
-    run_ids = [read_json(project / "results" / "a01" / kind / "seed-0" / "run.json")["run_id"]
-               for kind in ("runs", "rerun")]
-    runs = tracking.fetch_runs(store, run_ids)
-    assert set(runs["status"]) == {"FINISHED"} and set(runs["params.purpose"]) == {"runs", "rerun"}
-    assert read_json(project / "results" / "a01" / "variance.json")["seeds"] == [0, 1]
+    variance = read_json(project / "results" / "a01" / "reference-smoke" / "variance.json")
+    assert variance["seeds"] == [0, 1]
+    import mlflow
+
+    mlflow.set_tracking_uri(store)  # the server wrote the runs into its SQLite store
+    runs = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT])
+    assert sorted(runs["params.purpose"] + "/" + runs["params.seed"]) == ["rerun/0", "runs/0", "runs/1"]
+    assert set(runs["status"]) == {"FINISHED"} and set(variance["run_ids"]) <= set(runs["run_id"])
     from mlflow.tracking import MlflowClient
 
-    artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run_ids[0])}
+    artifacts = {a.path for a in MlflowClient(uri).list_artifacts(variance["run_ids"][0])}
     assert {"metrics.json", "bench.json"} <= artifacts  # uploaded through the server's artifact proxy

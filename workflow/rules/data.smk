@@ -6,14 +6,20 @@ for _name in CATALOG.datasets:
         name:
             f"prepare_{_name.replace('-', '_')}"
         input:
-            lambda wildcards, name=_name: dataset_source(name),
+            # ancient(): DVC does not keep mtimes, so the raw files count by their existence
+            lambda wildcards, name=_name: ancient(FLOW.dataset_source(name)),
         output:
-            dataset_files(_name),
+            FLOW.dataset_files(_name),
+        log:
+            f"results/logs/data/{_name}.log",
+        conda:
+            ENV
+        resources:
+            mem_mb=4000,
+            runtime=10,
         params:
             dataset=_name,
             source=lambda wildcards, input: f"--source {input[0]}" if input else "",
-        log:
-            f"results/logs/data/{_name}.log",
         shell:
             "python scripts/prepare_data.py {params.dataset} {params.source} --out data/{params.dataset}"
             " > {log} 2>&1"

@@ -9,9 +9,14 @@ for _name, _spec in CATALOG.extensions.items():
             _spec["sources"],
         output:
             extension_library(_name),
-        params:
-            extension=_name,
         log:
             f"results/logs/build/{_name}.log",
+        conda:
+            ENV
+        resources:
+            mem_mb=4000,
+            runtime=15,
+        params:
+            extension=_name,
         shell:
             "python scripts/build_extension.py {params.extension} > {log} 2>&1"

@@ -3,29 +3,39 @@
 
 rule determinism:
     input:
-        first=f"{run_dir('{exercise}', SEED)}/metrics.json",
-        second=f"{run_dir('{exercise}', SEED, 'rerun')}/metrics.json",
+        first=f"results/{{exercise}}/{{variant}}/runs/seed-{SEED}/metrics.json",
+        second=f"results/{{exercise}}/{{variant}}/rerun/seed-{SEED}/metrics.json",
+        tracking="results/mlflow/init.json",
     output:
-        "results/{exercise}/determinism.json",
+        "results/{exercise}/{variant}/determinism.json",
     log:
-        "results/logs/{exercise}/determinism.log",
-    shell:
-        "python scripts/check_determinism.py $(dirname {input.first}) $(dirname {input.second})"
-        " --out {output} > {log} 2>&1"
+        "results/logs/{exercise}/{variant}/determinism.log",
+    params:
+        uri=TRACKING["uri"],
+        experiment=TRACKING["experiment"],
+    run:
+        bookkeeping.determinism(log[0], input.first, input.second, output[0], **params)
 
 
 rule variance:
     input:
-        lambda wildcards: [f"{run_dir(wildcards.exercise, s)}/run.json" for s in config["variance_seeds"]],
+        runs=lambda wildcards: [
+            f"{d}/run.json"
+            for d in FLOW.variance_run_dirs(wildcards.exercise, wildcards.variant)
+        ],
+        tracking="results/mlflow/init.json",
     output:
-        summary="results/{exercise}/variance.json",
+        summary="results/{exercise}/{variant}/variance.json",
         plot=report(
-            "results/{exercise}/variance.png",
+            "results/{exercise}/{variant}/variance.png",
             caption="../report/variance.rst",
             category="Variance across seeds",
-            labels={"exercise": "{exercise}"},
+            labels={"exercise": "{exercise}", "variant": "{variant}"},
         ),
     log:
-        "results/logs/{exercise}/variance.log",
-    shell:
-        "python scripts/aggregate_variance.py {input} --out {output.summary} --plot {output.plot} > {log} 2>&1"
+        "results/logs/{exercise}/{variant}/variance.log",
+    params:
+        uri=TRACKING["uri"],
+        experiment=TRACKING["experiment"],
+    run:
+        bookkeeping.variance(log[0], input.runs, output.summary, output.plot, **params)

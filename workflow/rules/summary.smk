@@ -1,55 +1,58 @@
-# The summary of the whole catalog, and the proof set that `dvc repro` hashes.
-
-SUMMARY_COMMAND = (
-    f"python scripts/summarise.py --ran {','.join(e.id for e in PLAN.runnable) or 'none'}"
-    f" --capabilities {','.join(sorted(PLAN.capabilities))} --scale {config['scale']} --seed {SEED}"
-    " --out-dir results/summary"
-)
+# The summary of the catalog at one scale, the proof sets that DVC hashes, and the runs' records into MLflow
+# at the end of every call (a run built on its own, a failed run: every seeded run is an MLflow run).
 
 
 rule summary:
     input:
-        [t for e in PLAN.runnable for t in exercise_targets(e.id)],
+        lambda wildcards: [
+            t
+            for e in PLAN.runnable
+            for t in FLOW.exercise_targets(e.id, f"{config['impl']}-{wildcards.scale}")
+        ],
     output:
-        table=report(
-            "results/summary/summary.csv",
+        csv=report(
+            "results/summary/{scale}/summary.csv",
             caption="../report/summary.rst",
             category="Summary",
-            labels={"figure": "table (CSV download)"},
+            labels={"figure": "table (CSV download)", "scale": "{scale}"},
         ),
         html=report(  # the same table; the report shows HTML inline, a CSV only as a download
-            "results/summary/summary.html",
+            "results/summary/{scale}/summary.html",
             caption="../report/summary.rst",
             category="Summary",
-            labels={"figure": "table"},
+            labels={"figure": "table", "scale": "{scale}"},
         ),
-        plot=report(
-            "results/summary/summary.png",
+        png=report(
+            "results/summary/{scale}/summary.png",
             caption="../report/summary.rst",
             category="Summary",
-            labels={"figure": "status and bench ratios"},
+            labels={"figure": "status, bench ratios, wall times", "scale": "{scale}"},
         ),
     log:
-        "results/logs/summary.log",
-    shell:
-        SUMMARY_COMMAND + " > {log} 2>&1"
-
-
-# A run that failed (with --keep-going, the others went on) still gets its summary, with the failed exercises
-# marked and their errors; the rule above did not run because its inputs are missing.
-onerror:
-    shell(SUMMARY_COMMAND + " > results/logs/summary.log 2>&1 || true")
-    print("torchkata: the summary with the failed exercises and their errors is in results/summary/")
+        "results/logs/summary-{scale}.log",
+    run:
+        bookkeeping.summary(log[0], CATALOG, PLAN, config, wildcards.scale, output)
 
 
 rule proof:
     input:
-        [f"{run_dir(e.id, SEED)}/metrics.json" for e in PLAN.runnable],
+        f"results/{{exercise}}/{{variant}}/runs/seed-{SEED}/metrics.json",
     output:
-        metrics="results/proof/metrics.json",
-        artifacts=directory("results/proof/artifacts"),
+        metrics="results/proof/{variant}/{exercise}/metrics.json",
+        artifacts=directory("results/proof/{variant}/{exercise}/artifacts"),
     log:
-        "results/logs/proof.log",
-    shell:
-        "python scripts/collect_proof.py {input} --metrics-out {output.metrics} --artifacts {output.artifacts}"
-        " > {log} 2>&1"
+        "results/logs/{exercise}/{variant}/proof.log",
+    run:
+        bookkeeping.proof(log[0], input[0], output.metrics, output.artifacts)
+
+
+onsuccess:
+    bookkeeping.log_new_records(
+        Path("results"), TRACKING["uri"], TRACKING["experiment"], STARTED
+    )
+
+
+# A run that failed (with --keep-going, the others went on) still gets its summary, with the failed
+# exercises marked and their errors, and its FAILED runs in MLflow.
+onerror:
+    bookkeeping.after_failure(CATALOG, PLAN, config, STARTED)

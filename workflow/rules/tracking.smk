@@ -1,14 +1,27 @@
-# MLflow: the store and experiment exist before any job logs (parallel jobs must not race to create them).
+# MLflow: the store and experiment exist before any job logs. The bookkeeping rules (here, in
+# reproducibility.smk and summary.smk) run in Snakemake's own process: MLflow, pandas and matplotlib are
+# imported once per call, not once per job (torchkata.pipeline.bookkeeping; profiles/default sets
+# force-use-threads, or each would start a Snakemake process of its own).
+from torchkata.pipeline import bookkeeping
+
+
+localrules:
+    mlflow_init,
+    determinism,
+    variance,
+    summary,
+    proof,
 
 
 rule mlflow_init:
     output:
         "results/mlflow/init.json",
-    params:
-        uri=config["tracking"]["uri"],
-        experiment=config["tracking"]["experiment"],
     log:
         "results/logs/mlflow_init.log",
-    shell:
-        "python scripts/init_tracking.py --uri {params.uri} --experiment {params.experiment}"
-        " --out {output} > {log} 2>&1"
+    # MLflow's import and the store's migrations, once; it must not hold up a run's core meanwhile
+    threads: 0
+    params:
+        uri=TRACKING["uri"],
+        experiment=TRACKING["experiment"],
+    run:
+        bookkeeping.init_tracking(log[0], params.uri, params.experiment, output[0])

@@ -1,10 +1,6 @@
 """a01 experiment: error of the hand-written softmax against torch.softmax, its speed, and why the max shift matters."""
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 
 from torchkata.pipeline.bench import compare
@@ -57,7 +53,8 @@ def run(ctx: RunContext) -> None:
         stable.append(max_abs_error(ctx.impl.softmax(x, dim=-1), want))
         naive.append(max_abs_error(naive_softmax(x, dim=-1), want))
     ctx.metrics["float32_error_by_logit_scale"] = {f"{s:g}": e for s, e in zip(LOGIT_SCALES, stable)}
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig = ctx.figure(figsize=(5, 3.2))
+    ax = fig.subplots()
     ax.plot(LOGIT_SCALES, [max(e, 1e-12) for e in stable], "o-", label="max-shifted (yours)")
     finite = [(s, e) for s, e in zip(LOGIT_SCALES, naive) if e != float("inf")]
     ax.plot([s for s, _ in finite], [max(e, 1e-12) for _, e in finite], "x--", label="naive exp/sum")

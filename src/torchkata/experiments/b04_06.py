@@ -5,10 +5,6 @@ from __future__ import annotations
 import re
 import time
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 
 from torchkata.data import fashion_mnist
@@ -84,7 +80,8 @@ def run(ctx: RunContext) -> None:
     )
 
     epochs = range(1, p["epochs"] + 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = ctx.figure(figsize=(9, 3.4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     ax_loss.plot(epochs, [c[0] for c in curve], "o-", label="train")
     ax_loss.plot(epochs, [c[1] for c in curve], "s--", label="test")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="b04-06: loss")
@@ -95,7 +92,8 @@ def run(ctx: RunContext) -> None:
     ax_acc.legend()
     ctx.save_figure(fig, "training_curve")
 
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig = ctx.figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
     ax.imshow(confusion.numpy(), cmap="Blues")
     for (i, j), n in zip(torch.cartesian_prod(torch.arange(10), torch.arange(10)).tolist(), confusion.flatten().tolist()):
         ax.text(j, i, n, ha="center", va="center", fontsize=7, color="white" if n > confusion.max() / 2 else "black")

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import time
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 
 from torchkata.data import digits as digits_data
@@ -89,7 +85,8 @@ def run(ctx: RunContext) -> None:
                      threads=torch.get_num_threads())
 
     epochs = range(1, p["epochs"] + 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = ctx.figure(figsize=(9, 3.4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for kind, label in (("finetune", "fine-tuned from b04-06"), ("scratch", "from scratch")):
         ax_loss.plot(epochs, [c[0] for c in curves[kind]], label=label)
         ax_acc.plot(epochs, [c[1] for c in curves[kind]], label=label)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import math
 import shutil
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,6 +22,9 @@ CATALOG_PATH = ROOT / "catalog.yaml"
 STATUSES = ("planned", "done")
 NEEDS = ("cpu", "cuda", "multiprocess", "service")
 IMPLS = ("reference", "starter")
+SCALES = ("smoke", "default", "full")
+RESOURCES = ("mem_mb", "gpus", "cpus")
+DEFAULT_MEM_MB = 2000
 
 
 class CatalogError(ValueError):
@@ -49,6 +53,10 @@ class Exercise:
     datasets: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
     checkpoints: tuple[Checkpoint, ...] = ()
+    flagship: bool = False
+    mem_mb: int | None = None
+    gpus: int | None = None
+    cpus: int | None = None
 
     @property
     def slug(self) -> str:
@@ -71,6 +79,24 @@ class Exercise:
     def done(self) -> bool:
         return self.status == "done"
 
+    @property
+    def budget_s(self) -> int:
+        """Seconds one default-scale run may take on 2 threads: a flagship training gets 180, the rest 60."""
+        return 180 if self.flagship else 60
+
+    def rule_resources(self, scale: str) -> dict[str, int]:
+        """Snakemake resources of one run at `scale` (SLURM: --mem, --time, --gpus, --cpus-per-task)."""
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, not {scale!r}")
+        # 3x the budget leaves room for a slower node; `full` gets 10x the time of `default`
+        default_min = max(5, math.ceil(3 * self.budget_s / 60))
+        runtime = {"smoke": 5, "default": default_min, "full": 10 * default_min}[scale]
+        gpus = self.gpus if self.gpus is not None else int("cuda" in self.needs)
+        resources = {"mem_mb": self.mem_mb or DEFAULT_MEM_MB, "runtime": runtime, "gpu": gpus}
+        if self.cpus:  # else Snakemake's `threads` (config `threads`) sets --cpus-per-task
+            resources["cpus_per_task"] = self.cpus
+        return resources
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -90,11 +116,28 @@ class Catalog:
         return [e for e in self.exercises.values() if e.done]
 
 
+def _resources(entry: dict) -> dict[str, int]:
+    resources = entry.get("resources") or {}
+    unknown = set(resources) - set(RESOURCES)
+    if unknown:
+        raise CatalogError(f"{entry['id']}: unknown resources {sorted(unknown)}; known: {RESOURCES}")
+    for key, value in resources.items():
+        if type(value) is not int or value <= 0:  # `type`: a YAML `true` is an int to isinstance
+            raise CatalogError(f"{entry['id']}: resources.{key} must be a positive integer, not {value!r}")
+    if resources.get("gpus") and "cuda" not in entry["needs"]:
+        raise CatalogError(f"{entry['id']}: resources.gpus is set but `needs` lacks cuda "
+                           "(the plan picks the machines that can run it by `needs`)")
+    return resources
+
+
 def _exercise(entry: dict) -> Exercise:
     inputs = entry.get("inputs") or {}
     unknown = set(inputs) - {"datasets", "extensions", "checkpoints"}
     if unknown:
         raise CatalogError(f"{entry['id']}: unknown inputs {sorted(unknown)}")
+    flagship = entry.get("flagship", False)
+    if not isinstance(flagship, bool):
+        raise CatalogError(f"{entry['id']}: flagship must be true or false, not {flagship!r}")
     return Exercise(
         id=entry["id"],
         title=entry["title"],
@@ -108,6 +151,8 @@ def _exercise(entry: dict) -> Exercise:
         datasets=tuple(inputs.get("datasets", ())),
         extensions=tuple(inputs.get("extensions", ())),
         checkpoints=tuple(Checkpoint(c["from"], c["artifact"]) for c in inputs.get("checkpoints", ())),
+        flagship=flagship,
+        **_resources(entry),
     )
 
 

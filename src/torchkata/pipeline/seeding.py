@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -24,7 +25,12 @@ def seed_everything(seed: int, threads: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    # torch.use_deterministic_algorithms(True) without its import of torch._inductor (1.3 s): the same flag,
+    # and inductor reads this variable when a compiling exercise first imports it
+    torch._C._set_deterministic_algorithms(True)
+    os.environ["TORCHINDUCTOR_DETERMINISTIC"] = "1"
+    if "torch._inductor.config" in sys.modules:  # already read the variable
+        sys.modules["torch._inductor.config"].deterministic = True
     torch.backends.cudnn.benchmark = False
     disable_cpu_dispatch_libraries()
     return torch.Generator().manual_seed(seed)

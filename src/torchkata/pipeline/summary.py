@@ -1,4 +1,5 @@
-"""The summary of the whole catalog: one row per exercise, a CSV, an HTML table (what the report shows), a plot."""
+"""The summary of the whole catalog at one scale: a row per exercise with the reference's figures, a row for a
+learner's run beside it where there is one; a CSV, an HTML table (what the report shows), a plot."""
 from __future__ import annotations
 
 import html
@@ -7,34 +8,39 @@ from pathlib import Path
 import pandas as pd
 
 from torchkata.pipeline.catalog import Catalog, skip_reason
-from torchkata.pipeline.files import atomic_path, read_json
-from torchkata.pipeline.runner import ERROR_FILE
+from torchkata.pipeline.files import atomic_path, read_json, write_text
+
+ERROR_FILE = "error.json"  # runner.ERROR_FILE; the runner imports torch, the summary must not
 
 
 def _read(path: Path):
     return read_json(path) if path.is_file() else None
 
 
-def exercise_row(results: Path, exercise, seed: int, ran: bool, capabilities: set[str]) -> dict:
-    row = {"id": exercise.id, "title": exercise.title, "topic": exercise.topic, "status": exercise.status,
-           "metric": exercise.metric, "value": None, "bench_ratio": None, "deterministic": None,
-           "seeds": None, "mean": None, "ci95_low": None, "ci95_high": None, "note": ""}
+def exercise_row(results: Path, exercise, impl: str, scale: str, seed: int, ran: bool,
+                 capabilities: set[str]) -> dict:
+    row = {"id": exercise.id, "impl": impl, "title": exercise.title, "topic": exercise.topic,
+           "status": exercise.status, "metric": exercise.metric, "value": None, "bench_ratio": None,
+           "wall_s": None, "deterministic": None, "seeds": None, "mean": None, "ci95_low": None, "ci95_high": None,
+           "note": ""}
     if not exercise.done:
         return row
     reason = skip_reason(exercise, capabilities)
     if reason or not ran:
         row.update(status="skipped", note=reason or "not selected in config `exercises`")
         return row
-    run = results / exercise.id / "runs" / f"seed-{seed}"
+    base = results / exercise.id / f"{impl}-{scale}"
+    run = base / "runs" / f"seed-{seed}"
     metrics, bench = _read(run / "metrics.json"), _read(run / "bench.json")
-    determinism, variance = _read(results / exercise.id / "determinism.json"), _read(results / exercise.id / "variance.json")
-    errors = sorted((results / exercise.id).glob(f"*/seed-*/{ERROR_FILE}"))
+    determinism, variance = _read(base / "determinism.json"), _read(base / "variance.json")
+    errors = sorted(base.glob(f"*/seed-*/{ERROR_FILE}"))
     if errors or metrics is None:
         where = errors[0].parent if errors else run
         error = read_json(errors[0])["error"] if errors else f"no {run / 'metrics.json'}"
         row.update(status="failed", note=f"{where.relative_to(results / exercise.id)}: {error}")
         return row
     row.update(status="ran", value=metrics.get(exercise.metric), bench_ratio=(bench or {}).get("ratio"),
+               wall_s=(bench or {}).get("wall_s"),
                deterministic=None if determinism is None else determinism["bitwise_equal"])
     if variance and exercise.metric in variance["metrics"]:
         v = variance["metrics"][exercise.metric]
@@ -42,8 +48,18 @@ def exercise_row(results: Path, exercise, seed: int, ran: bool, capabilities: se
     return row
 
 
-def build_summary(catalog: Catalog, results: Path, seed: int, ran: set[str], capabilities: set[str]) -> pd.DataFrame:
-    return pd.DataFrame([exercise_row(results, e, seed, e.id in ran, capabilities) for e in catalog.exercises.values()])
+def build_summary(catalog: Catalog, results: Path, scale: str, seed: int, ran: set[str], capabilities: set[str],
+                  impl: str = "reference") -> pd.DataFrame:
+    """The reference's row of every exercise (when this call ran the learners' starters, the reference's rows
+    are what is on disk), and a starter row beside it wherever a learner's run at this scale exists."""
+    rows = []
+    for e in catalog.exercises.values():
+        rows.append(exercise_row(results, e, "reference", scale, seed,
+                                 e.id in ran and (impl == "reference" or (results / e.id / f"reference-{scale}").is_dir()),
+                                 capabilities))
+        if e.done and (impl == "starter" and e.id in ran or (results / e.id / f"starter-{scale}").is_dir()):
+            rows.append(exercise_row(results, e, "starter", scale, seed, True, capabilities))
+    return pd.DataFrame(rows)
 
 
 def status_counts(table: pd.DataFrame) -> str:
@@ -52,36 +68,44 @@ def status_counts(table: pd.DataFrame) -> str:
 
 
 def plot_summary(table: pd.DataFrame, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Status by topic, bench ratios, and each run's wall time: the cost of the catalog in one picture.
+    matplotlib's object API, no pyplot: the summary is drawn in a thread of Snakemake's process."""
+    from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
     colours = {"ran": "tab:green", "failed": "tab:red", "skipped": "tab:orange", "planned": "lightgray"}
-    counts = table.groupby(["topic", "status"]).size().unstack(fill_value=0)
-    counts = counts[[s for s in colours if s in counts]]
-    ratios = table.dropna(subset=["bench_ratio"])
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [3, 2]})
-    counts.plot.barh(stacked=True, ax=left, color=[colours[s] for s in counts])
+    reference = table[table["impl"] == "reference"]
+    counts = reference.groupby(["topic", "status"]).size().unstack(fill_value=0)
+    ran = table[table["status"] == "ran"].assign(label=lambda t: t["id"] + " (" + t["impl"] + ")")
+    fig = Figure(figsize=(15, max(5, 0.22 * len(counts), 0.22 * len(ran))))
+    left, middle, right = fig.subplots(1, 3, gridspec_kw={"width_ratios": [3, 2, 2]})
+    start = pd.Series(0, index=counts.index)
+    for status in (s for s in colours if s in counts):
+        left.barh(counts.index, counts[status], left=start, color=colours[status], label=status)
+        start = start + counts[status]
+    left.legend(fontsize=8)
     left.set(xlabel="exercises", title="catalog by topic and status")
-    if len(ratios):
-        bars = right.barh(ratios["id"], ratios["bench_ratio"], color="tab:purple")
-        right.bar_label(bars, labels=[f"{r:.2f}x" for r in ratios["bench_ratio"]], padding=3)
-        right.axvline(1.0, color="black", linestyle="--")
-        right.set(xscale="log", xlabel="time / native PyTorch op (lower is faster)", title="bench ratios")
-        # plain numbers on both kinds of tick: a log axis spanning less than a decade shows only minor ones
-        plain = FuncFormatter(lambda x, _: f"{x:g}")
-        right.xaxis.set_major_formatter(plain)
-        right.xaxis.set_minor_formatter(plain)
-        right.margins(x=0.25)  # room for the labels
-    else:
-        right.set_axis_off()
-    fig.suptitle(f"{title}: {status_counts(table)}")
+    plain = FuncFormatter(lambda x, _: f"{x:g}")  # a log axis spanning less than a decade shows only minor ticks
+    for ax, column, colour, xlabel, fmt in [
+        (middle, "bench_ratio", "tab:purple", "time / native PyTorch op (lower is faster)", "{:.2f}x"),
+        (right, "wall_s", "tab:blue", "wall time of the result run (s)", "{:.1f} s"),
+    ]:
+        shown = ran.dropna(subset=[column])
+        if not len(shown):
+            ax.set_axis_off()
+            continue
+        bars = ax.barh(shown["label"], shown[column], color=colour)
+        ax.bar_label(bars, labels=[fmt.format(v) for v in shown[column]], padding=3, fontsize=8)
+        ax.set(xscale="log", xlabel=xlabel, title=column.replace("_", " "))
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+        ax.margins(x=0.3)  # room for the labels
+        ax.tick_params(axis="y", labelsize=8)
+    middle.axvline(1.0, color="black", linestyle="--")
+    fig.suptitle(f"{title}: {status_counts(reference)}")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 _CSS = """body { font: 14px/1.4 system-ui, sans-serif; margin: 1em; color: #1e293b; background: #fff; }
@@ -90,26 +114,48 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #cbd5e1; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f1f5f9; }
 td:first-child { white-space: nowrap; }"""
-_NUMERIC = ["value", "bench_ratio", "seeds", "mean", "ci95_low", "ci95_high"]
+_NUMERIC = ["value", "bench_ratio", "wall_s", "seeds", "mean", "ci95_low", "ci95_high"]
 
 
 def _number(value) -> str:
     return "" if pd.isna(value) else f"{value:.4g}"
 
 
+def learner_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """Per exercise with a learner's run: the starter's figures beside the reference's."""
+    keep = ["id", "status", "value", "deterministic", "mean", "ci95_low", "ci95_high", "note"]
+    by_impl = {impl: table[table["impl"] == impl][keep].set_index("id") for impl in ("reference", "starter")}
+    joined = by_impl["starter"].join(by_impl["reference"], lsuffix="_starter", rsuffix="_reference", how="left")
+    return joined.reset_index()
+
+
 def summary_html(table: pd.DataFrame, title: str) -> str:
     """A standalone page: the count per status, the exercises this run covered (ran, failed, skipped) with their
-    numbers, then the planned ones. Snakemake's report shows an HTML file inline; a CSV is only a download there."""
-    counts = status_counts(table)
+    numbers, the learners' runs beside the reference's, then the planned ones. Snakemake's report shows an HTML
+    file inline; a CSV is only a download there."""
+    counts = status_counts(table[table["impl"] == "reference"])
     covered = table[table["status"] != "planned"].copy()
     planned = table[table["status"] == "planned"]
     covered[_NUMERIC] = covered[_NUMERIC].apply(pd.to_numeric)  # a column of only None would print "None"
     covered["deterministic"] = covered["deterministic"].map(lambda v: "" if pd.isna(v) else str(bool(v)).lower())
     runs = covered.to_html(index=False, na_rep="", formatters={c: _number for c in _NUMERIC}, border=0,
                            classes="runs")
+    comparison = learner_comparison(table)
+    learners = ("" if comparison.empty else
+                f"<h2>Your solutions beside the reference ({len(comparison)})</h2>\n"
+                + comparison.to_html(index=False, na_rep="", border=0, classes="learner",
+                                     float_format=lambda v: f"{v:.4g}") + "\n")
     rest = planned[["id", "title", "topic"]].to_html(index=False, border=0, classes="planned")
     right = ", ".join(f".runs td:nth-child({list(covered).index(c) + 1})" for c in _NUMERIC)
     return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>\n'
             f"<style>\n{_CSS}\n{right} {{ text-align: right; white-space: nowrap; }}\n</style></head><body>\n"
             f"<h1>{html.escape(title)}</h1>\n<p>{counts}</p>\n<h2>Exercises in this run ({len(covered)})</h2>\n{runs}\n"
-            f"<h2>Planned ({len(planned)})</h2>\n{rest}\n</body></html>\n")
+            f"{learners}<h2>Planned ({len(planned)})</h2>\n{rest}\n</body></html>\n")
+
+
+def write_summary(table: pd.DataFrame, files: dict[str, Path], title: str) -> None:
+    """summary.csv, summary.html and summary.png (files: {"csv": path, "html": path, "png": path})."""
+    with atomic_path(files["csv"]) as tmp:
+        table.to_csv(tmp, index=False)
+    write_text(files["html"], summary_html(table, title))
+    plot_summary(table, Path(files["png"]), title)

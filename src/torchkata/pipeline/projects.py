@@ -1,4 +1,5 @@
-"""Copies of the repository for tests that drive the DAG as a user does (results/ empty, as in a fresh clone)."""
+"""Copies of the repository for driving the DAG as a user does (results/ empty, as in a fresh clone): the tests
+that run the pipeline, and `torchkata cost`."""
 from __future__ import annotations
 
 import os

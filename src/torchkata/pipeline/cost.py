@@ -1,0 +1,95 @@
+"""What the pipeline costs beyond the experiments' own compute (`torchkata cost`), measured, and projected to
+the whole catalog.
+
+It runs `snakemake all` at one scale from empty results in fresh copies of the repository (the extensions
+already built, as the budget assumes), once for the first exercise alone and once for all of them, and reads
+every run's bench.json: `wall_s`, the job's process start to its last output, and `run_s`, the experiment's own
+work; a run job's overhead is the difference. A DAG's overhead is its wall time less its runs' own work spread
+over the cores. The two DAGs separate what a call pays once (Snakemake's start, the warm torch process, the
+MLflow store, the summary) from what each exercise adds (its runs' start, its determinism and variance jobs):
+
+    per exercise = (overhead(all) - overhead(first)) / (N - 1),   fixed = overhead(first) - per exercise
+
+and the catalog's overhead is projected as fixed + 181 x per exercise. Spreading the runs' work over the cores
+assumes they pack perfectly, so the per-exercise figure is an upper bound where exercises wait on each other.
+"""
+from __future__ import annotations
+
+import re
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from torchkata.pipeline.files import read_json
+from torchkata.pipeline.projects import copy_project, snakemake, with_config
+
+CATALOG_SIZE = 181
+
+
+def run_dag(exercises: list[str], scale: str, cores: int) -> dict:
+    """One `snakemake all` from empty results in a fresh copy: its wall time and every run's bench.json."""
+    with tempfile.TemporaryDirectory(prefix="torchkata-cost-") as tmp:
+        project = copy_project(Path(tmp) / "project")
+        config = with_config(project, "cost.yaml", scale=scale, exercises=list(exercises))
+        start = time.perf_counter()
+        run = snakemake(project, "all", "--cores", str(cores), "--configfile", str(config))
+        wall = time.perf_counter() - start
+        if run.returncode != 0:
+            raise RuntimeError(f"snakemake failed:\n{run.output[-3000:]}")
+        start = time.perf_counter()
+        snakemake(project, "all", "-n", "--configfile", str(config))
+        up_to_date = time.perf_counter() - start
+        runs = {str(p.parent.relative_to(project / "results")): read_json(p)
+                for p in sorted(project.glob("results/*/*/*/seed-*/bench.json"))}
+        bookkeeping = [float(re.search(r"took (\S+) s", p.read_text())[1])
+                       for name in ("determinism", "variance") for p in project.glob(f"results/logs/*/*/{name}.log")]
+    compute = sum(b["run_s"] for b in runs.values())
+    return {"exercises": list(exercises), "wall_s": wall, "runs_own_compute_s": compute,
+            "overhead_s": wall - compute / cores, "up_to_date_dry_run_s": up_to_date,
+            "bookkeeping_s": sum(bookkeeping),
+            "per_run": {name: {"wall_s": b["wall_s"], "run_s": b["run_s"]} for name, b in runs.items()}}
+
+
+def measure(exercises: list[str], scale: str = "smoke", cores: int = 2) -> dict:
+    if len(exercises) < 2:
+        raise ValueError("cost needs two exercises or more: it compares the first alone with all of them")
+    first, everything = run_dag(exercises[:1], scale, cores), run_dag(exercises, scale, cores)
+    per_exercise = (everything["overhead_s"] - first["overhead_s"]) / (len(exercises) - 1)
+    fixed = first["overhead_s"] - per_exercise
+    overheads = {k: b["wall_s"] - b["run_s"] for k, b in everything["per_run"].items()}
+    forked = [v for k, v in overheads.items() if "/runs/" in k]
+    fresh = [v for k, v in overheads.items() if "/rerun/" in k]
+    # the same from the jobs themselves: each run's start as a warm fork (the median; the runs that waited for a
+    # warm process to start pay that once per call) spread over the cores, and the exercise's bookkeeping, which
+    # runs in Snakemake's one process
+    runs_per_exercise = len(everything["per_run"]) / len(exercises)
+    from_jobs = (runs_per_exercise * statistics.median(overheads.values()) / cores
+                 + everything["bookkeeping_s"] / len(exercises))
+    return {
+        "scale": scale, "cores": cores, "first": first, "all": everything,
+        "run_job_overhead_s": {"forked_median": statistics.median(forked), "forked_max": max(forked),
+                               "fresh_rerun_median": statistics.median(fresh)},
+        "fixed_overhead_s": fixed, "per_exercise_overhead_s": per_exercise,
+        "projected_catalog_overhead_s": fixed + per_exercise * CATALOG_SIZE,
+        "per_exercise_from_jobs_s": from_jobs, "projected_from_jobs_s": fixed + from_jobs * CATALOG_SIZE,
+    }
+
+
+def report(result: dict) -> str:
+    o, everything, first = result["run_job_overhead_s"], result["all"], result["first"]
+    lines = [f"scale {result['scale']}, {result['cores']} cores, from empty results:"]
+    for dag in (first, everything):
+        lines.append(f"  {', '.join(dag['exercises']):<28} DAG {dag['wall_s']:6.1f} s, runs' own work "
+                     f"{dag['runs_own_compute_s']:5.1f} s, overhead {dag['overhead_s']:5.1f} s, "
+                     f"up-to-date dry run {dag['up_to_date_dry_run_s']:.2f} s")
+    lines += [f"  run job overhead: {o['forked_median']:.2f} s median forked (max {o['forked_max']:.2f}, the runs "
+              f"that waited for the warm process), {o['fresh_rerun_median']:.2f} s a determinism rerun (own process)",
+              f"  overhead: {result['fixed_overhead_s']:.1f} s once per call + {result['per_exercise_overhead_s']:.2f} s "
+              f"per exercise -> {result['projected_catalog_overhead_s'] / 60:.1f} min for {CATALOG_SIZE} exercises",
+              f"  from the jobs: {result['per_exercise_from_jobs_s']:.2f} s per exercise (its runs' start, its "
+              f"determinism and variance: {everything['bookkeeping_s'] / len(everything['exercises']):.2f} s) -> "
+              f"{result['projected_from_jobs_s'] / 60:.1f} min for {CATALOG_SIZE} exercises"]
+    lines += [f"    {name:<36} wall {b['wall_s']:6.2f} s  own {b['run_s']:6.2f} s"
+              for name, b in everything["per_run"].items()]
+    return "\n".join(lines)
