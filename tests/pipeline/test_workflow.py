@@ -97,5 +97,7 @@ def test_a_learners_run_sits_beside_the_reference(smoke_project, tmp_path):
     a01 = table[table["id"] == "a01"].set_index("impl")
     assert set(a01.index) == {"reference", "starter"} and set(a01["status"]) == {"ran"}
     assert a01.loc["starter", "value"] == a01.loc["reference", "value"]  # the same answer, the same error
+    # the learner's call selected only a01: the other reference rows of the scale's table stay as they were
+    assert table[(table["id"] == "a41") & (table["impl"] == "reference")]["status"].tolist() == ["ran"]
     page = (project / "results" / "summary" / "smoke" / "summary.html").read_text()
     assert "Your solutions beside the reference (1)" in page

@@ -50,13 +50,13 @@ def exercise_row(results: Path, exercise, impl: str, scale: str, seed: int, ran:
 
 def build_summary(catalog: Catalog, results: Path, scale: str, seed: int, ran: set[str], capabilities: set[str],
                   impl: str = "reference") -> pd.DataFrame:
-    """The reference's row of every exercise (when this call ran the learners' starters, the reference's rows
-    are what is on disk), and a starter row beside it wherever a learner's run at this scale exists."""
+    """The reference's row of every exercise, and a starter row beside it wherever a learner's run at this scale
+    exists. A reference result on disk is shown also when this call did not select it (a learner's call for one
+    exercise must not blank the others' rows of the same scale's table)."""
     rows = []
     for e in catalog.exercises.values():
-        rows.append(exercise_row(results, e, "reference", scale, seed,
-                                 e.id in ran and (impl == "reference" or (results / e.id / f"reference-{scale}").is_dir()),
-                                 capabilities))
+        shown = (impl == "reference" and e.id in ran) or (results / e.id / f"reference-{scale}").is_dir()
+        rows.append(exercise_row(results, e, "reference", scale, seed, shown, capabilities))
         if e.done and (impl == "starter" and e.id in ran or (results / e.id / f"starter-{scale}").is_dir()):
             rows.append(exercise_row(results, e, "starter", scale, seed, True, capabilities))
     return pd.DataFrame(rows)
