@@ -1,7 +1,7 @@
 """b04-06: a CNN for Fashion-MNIST. Fill in every body; keep the signatures.
 
 Grade it:  torchkata check b04-06
-Run it:    snakemake --cores 2 --config impl=starter -- results/b04-06/runs/seed-0/metrics.json
+Run it:    snakemake --cores 2 results/b04-06/starter-default/runs/seed-0/metrics.json
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@
     torchkata dvc                             rewrite DVC's pipeline files from the catalog
     torchkata cost [IDS] [--scale S]          measure the pipeline's overhead and project it to the catalog
     torchkata ci-sample KEY --budget S        done exercises whose default runs fit S seconds, rotating by KEY
+    torchkata mutate ID... | --all [--bar B]  how strictly each exercise is graded: its mutation score
 """
 from __future__ import annotations
 
@@ -142,6 +143,12 @@ def cmd_cost(args) -> int:
     return 0
 
 
+def cmd_mutate(args) -> int:
+    from torchkata.pipeline.mutation import main as mutate_main
+
+    return mutate_main(args.arguments)
+
+
 def cmd_ci_sample(args) -> int:
     """What CI proves at the default scale: a sample that fits its budget, with the upstream exercises that each
     one consumes (dvc repro runs them too), chosen by the commit so that successive runs rotate."""
@@ -178,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     p.set_defaults(func=cmd_cost)
+    p = sub.add_parser("mutate", add_help=False,
+                       help="mutation score: mutants of the reference, graded as a learner's starter is")
+    p.add_argument("arguments", nargs=argparse.REMAINDER, help="see `torchkata mutate --help`")
+    p.set_defaults(func=cmd_mutate)
     p = sub.add_parser("ci-sample", help="the exercises CI proves at the default scale")
     p.add_argument("key", help="what chooses the sample, e.g. the commit")
     p.add_argument("--budget", type=float, required=True, help="seconds of default-scale budget in all")

@@ -46,6 +46,20 @@ def check_gradients(softmax):
 def check_empty(softmax):
     assert softmax(torch.empty(0, 3), dim=0).shape == (0, 3)
     assert softmax(torch.empty(3, 0), dim=0).shape == (3, 0)
+    assert softmax(torch.empty(0), dim=0).shape == (0,)  # a 1-D empty tensor too
+
+
+def check_default_dim(softmax):
+    x = torch.randn(2, 3, 4, dtype=torch.float64)  # three axes of different sizes: the wrong one shows
+    torch.testing.assert_close(softmax(x), torch.softmax(x, dim=-1))
+
+
+def check_zero_dim(softmax):
+    x = torch.tensor(3.0)  # a 0-d tensor: torch.softmax accepts dim 0 and -1, and gives 1
+    for dim in (0, -1):
+        y = softmax(x, dim=dim)
+        assert y.shape == ()
+        torch.testing.assert_close(y, torch.softmax(x, dim=dim))
 
 
 def check_errors(softmax):
@@ -55,7 +69,17 @@ def check_errors(softmax):
         softmax(torch.randn(2, 3), dim=2)
 
 
-CHECKS = [check_matches_torch, check_non_contiguous, check_large_logits, check_gradients, check_empty, check_errors]
+def check_dim_error_names_the_dim(softmax):
+    # just past each end, for 2-D, 1-D and 0-d tensors: an IndexError that says which dim is wrong
+    # (torch.softmax's own error does; Python's "tuple index out of range" does not)
+    for shape, dim in [((2, 3), 2), ((2, 3), 5), ((2, 3), -3), ((3,), 1), ((3,), -2), ((), 1), ((), -2)]:
+        with pytest.raises(IndexError) as error:
+            softmax(torch.randn(shape), dim=dim)
+        assert str(dim) in str(error.value), (shape, dim, str(error.value))
+
+
+CHECKS = [check_matches_torch, check_non_contiguous, check_large_logits, check_gradients, check_empty, check_errors,
+          check_default_dim, check_zero_dim, check_dim_error_names_the_dim]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)

@@ -22,9 +22,11 @@ def exercise_row(results: Path, exercise, impl: str, scale: str, seed: int, ran:
     row = {"id": exercise.id, "impl": impl, "title": exercise.title, "topic": exercise.topic,
            "status": exercise.status, "metric": exercise.metric, "value": None, "bench_ratio": None,
            "wall_s": None, "deterministic": None, "seeds": None, "mean": None, "ci95_low": None, "ci95_high": None,
-           "note": ""}
+           "mutation_score": None, "note": ""}
     if not exercise.done:
         return row
+    mutation = _read(results / exercise.id / "mutation.json")  # how strictly it is graded (`torchkata mutate`)
+    row["mutation_score"] = mutation["score"] if mutation else None
     reason = skip_reason(exercise, capabilities)
     if reason or not ran:
         row.update(status="skipped", note=reason or "not selected in config `exercises`")
@@ -114,7 +116,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #cbd5e1; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f1f5f9; }
 td:first-child { white-space: nowrap; }"""
-_NUMERIC = ["value", "bench_ratio", "wall_s", "seeds", "mean", "ci95_low", "ci95_high"]
+_NUMERIC = ["value", "bench_ratio", "wall_s", "seeds", "mean", "ci95_low", "ci95_high", "mutation_score"]
 
 
 def _number(value) -> str:
@@ -125,7 +127,8 @@ def learner_comparison(table: pd.DataFrame) -> pd.DataFrame:
     """Per exercise with a learner's run: the starter's figures beside the reference's."""
     keep = ["id", "status", "value", "deterministic", "mean", "ci95_low", "ci95_high", "note"]
     by_impl = {impl: table[table["impl"] == impl][keep].set_index("id") for impl in ("reference", "starter")}
-    joined = by_impl["starter"].join(by_impl["reference"], lsuffix="_starter", rsuffix="_reference", how="left")
+    joined = by_impl["starter"].merge(by_impl["reference"], how="left", left_index=True, right_index=True,
+                                      suffixes=("_starter", "_reference"))
     return joined.reset_index()
 
 
