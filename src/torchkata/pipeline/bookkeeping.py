@@ -31,7 +31,7 @@ def job(function):
         except BaseException:
             Path(log).write_text(traceback.format_exc())
             raise
-        Path(log).write_text(f"{message}\n{TOOK.format(time.perf_counter() - start)}\n")  # read by pipeline.cost
+        Path(log).write_text(f"{message}\n{TOOK.format(time.perf_counter() - start)}\n")
         return message
 
     return logged

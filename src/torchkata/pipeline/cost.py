@@ -15,7 +15,6 @@ assumes they pack perfectly, so the per-exercise figure is an upper bound where 
 """
 from __future__ import annotations
 
-import re
 import statistics
 import tempfile
 import time
@@ -42,12 +41,9 @@ def run_dag(exercises: list[str], scale: str, cores: int) -> dict:
         up_to_date = time.perf_counter() - start
         runs = {str(p.parent.relative_to(project / "results")): read_json(p)
                 for p in sorted(project.glob("results/*/*/*/seed-*/bench.json"))}
-        bookkeeping = [float(re.search(r"took (\S+) s", p.read_text())[1])
-                       for name in ("determinism", "variance") for p in project.glob(f"results/logs/*/*/{name}.log")]
     compute = sum(b["run_s"] for b in runs.values())
     return {"exercises": list(exercises), "wall_s": wall, "runs_own_compute_s": compute,
             "overhead_s": wall - compute / cores, "up_to_date_dry_run_s": up_to_date,
-            "bookkeeping_s": sum(bookkeeping),
             "per_run": {name: {"wall_s": b["wall_s"], "run_s": b["run_s"]} for name, b in runs.items()}}
 
 
@@ -60,19 +56,13 @@ def measure(exercises: list[str], scale: str = "smoke", cores: int = 2) -> dict:
     overheads = {k: b["wall_s"] - b["run_s"] for k, b in everything["per_run"].items()}
     forked = [v for k, v in overheads.items() if "/runs/" in k]
     fresh = [v for k, v in overheads.items() if "/rerun/" in k]
-    # the same from the jobs themselves: each run's start as a warm fork (the median; the runs that waited for a
-    # warm process to start pay that once per call) spread over the cores, and the exercise's bookkeeping, which
-    # runs in Snakemake's one process
-    runs_per_exercise = len(everything["per_run"]) / len(exercises)
-    from_jobs = (runs_per_exercise * statistics.median(overheads.values()) / cores
-                 + everything["bookkeeping_s"] / len(exercises))
+
     return {
         "scale": scale, "cores": cores, "first": first, "all": everything,
         "run_job_overhead_s": {"forked_median": statistics.median(forked), "forked_max": max(forked),
                                "fresh_rerun_median": statistics.median(fresh)},
         "fixed_overhead_s": fixed, "per_exercise_overhead_s": per_exercise,
         "projected_catalog_overhead_s": fixed + per_exercise * CATALOG_SIZE,
-        "per_exercise_from_jobs_s": from_jobs, "projected_from_jobs_s": fixed + from_jobs * CATALOG_SIZE,
     }
 
 
@@ -86,10 +76,7 @@ def report(result: dict) -> str:
     lines += [f"  run job overhead: {o['forked_median']:.2f} s median forked (max {o['forked_max']:.2f}, the runs "
               f"that waited for the warm process), {o['fresh_rerun_median']:.2f} s a determinism rerun (own process)",
               f"  overhead: {result['fixed_overhead_s']:.1f} s once per call + {result['per_exercise_overhead_s']:.2f} s "
-              f"per exercise -> {result['projected_catalog_overhead_s'] / 60:.1f} min for {CATALOG_SIZE} exercises",
-              f"  from the jobs: {result['per_exercise_from_jobs_s']:.2f} s per exercise (its runs' start, its "
-              f"determinism and variance: {everything['bookkeeping_s'] / len(everything['exercises']):.2f} s) -> "
-              f"{result['projected_from_jobs_s'] / 60:.1f} min for {CATALOG_SIZE} exercises"]
+              f"per exercise -> {result['projected_catalog_overhead_s'] / 60:.1f} min for {CATALOG_SIZE} exercises"]
     lines += [f"    {name:<36} wall {b['wall_s']:6.2f} s  own {b['run_s']:6.2f} s"
               for name, b in everything["per_run"].items()]
     return "\n".join(lines)
