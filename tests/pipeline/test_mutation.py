@@ -132,6 +132,21 @@ def test_invalid_code_from_the_tool_is_left_out(tmp_path):
         "def scale(x, /, factor=2):"]  # valid, and a real change: `factor` may then be passed by position
 
 
+@pytest.mark.parametrize("future", [True, False], ids=["postponed", "evaluated"])
+def test_annotations_python_never_evaluates_are_left_out(tmp_path, future):
+    """Under `from __future__ import annotations` an annotation stays a string: changing it changes nothing."""
+    module = tmp_path / "typed.py"
+    module.write_text(("from __future__ import annotations\n" if future else "")
+                      + "def f(x: int | None = None) -> int | None:\n    return x - 1\n")
+    mutants = generate(module, tmp_path / "s.sqlite", tmp_path)
+    def_line = 2 if future else 1
+    on_def = [m for m in mutants if m.place.endswith(f":{def_line}")]  # the `|` of both annotations
+    in_body = [m for m in mutants if m.place.endswith(f":{def_line + 1}")]  # `x - 1`
+    assert len(on_def) > 2 and in_body
+    assert all(m.in_annotation == future for m in on_def)  # evaluated when the def runs: `int - None` raises
+    assert not any(m.in_annotation for m in in_body)
+
+
 def test_killed_survived_and_the_score(project, tmp_path):
     result = run(project, session=tmp_path / "session.sqlite")
     assert result["tool"] == "cosmic-ray" and result["tool_version"].startswith("8.")

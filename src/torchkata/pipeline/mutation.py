@@ -22,6 +22,10 @@ exercise leaves to the learner) are listed, each with its reason, in the reviewe
 A listed mutant that no longer exists (the reference changed) is an error that names it: review the file
 again. Listed mutants are not run.
 
+Mutants that change nothing Python runs are left out and counted apart: invalid code that cosmic-ray makes of
+`**` unpacking or a bare `*` (`incompetent`), and changes to annotations under `from __future__ import
+annotations`, which stay strings (`in_annotations`).
+
 How it runs, and why so: cosmic-ray only makes the mutants (its parso-based operators, recorded in its own
 SQLite session, so `cr-report SESSION` reads a kept session). Its own runner starts the test command afresh
 for every mutant, which pays `import torch` each time (4.8 s a mutant on a01 here). Instead one server process
@@ -73,6 +77,8 @@ class Mutant:
     source: str  # the whole mutated module
     compiles: bool  # False: cosmic-ray 8.7 takes `**` unpacking and a bare `*` in a signature for binary
     # operators and makes invalid code of them; such a mutant tests nothing and is left out (`incompetent`)
+    in_annotation: bool = False  # changes an annotation that Python never evaluates (`from __future__ import
+    # annotations`): not a change of the program; left out (`in_annotations`)
 
 
 # --- making the mutants (cosmic-ray) ---------------------------------------------------------------------
@@ -120,6 +126,7 @@ def generate(module_path: Path, session: Path, root: Path = ROOT) -> list[Mutant
                 base = f"{spec.operator_name.removeprefix('core/')}@{spec.start_pos[0]}:{spec.start_pos[1]}"
                 made.append((base, item.job_id, spec, mutated))
     made.sort(key=lambda m: (m[2].start_pos, m[0], m[2].occurrence))
+    annotations = unevaluated_annotations(original)
     total = {base: sum(b == base for b, *_ in made) for base, *_ in made}
     mutants, seen = [], {}
     for base, job_id, spec, mutated in made:
@@ -130,9 +137,29 @@ def generate(module_path: Path, session: Path, root: Path = ROOT) -> list[Mutant
             compiles = True
         except SyntaxError:
             compiles = False
+        position = tuple(spec.start_pos)
         mutants.append(Mutant(id=base if total[base] == 1 else f"{base}/{k}", job_id=job_id, place=f"{shown}:{line}",
-                              change=change, function=spec.definition_name, source=mutated, compiles=compiles))
+                              change=change, function=spec.definition_name, source=mutated, compiles=compiles,
+                              in_annotation=any(start <= position < end for start, end in annotations)))
     return mutants
+
+
+def unevaluated_annotations(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) as (line, column) of every annotation in `source` that Python never evaluates: all of them
+    under `from __future__ import annotations` (they stay strings), none otherwise."""
+    tree = ast.parse(source)
+    if not any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
+               and any(alias.name == "annotations" for alias in node.names) for node in tree.body):
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            a = node.args
+            found += [arg.annotation for arg in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg)
+                      if arg is not None] + [node.returns]
+        elif isinstance(node, ast.AnnAssign):
+            found.append(node.annotation)
+    return [((n.lineno, n.col_offset), (n.end_lineno, n.end_col_offset)) for n in found if n is not None]
 
 
 def _record(session: Path, outcomes: dict[str, dict], mutants: list[Mutant]) -> None:
@@ -416,7 +443,7 @@ def mutate(exercise_id: str, *, timeout_s: float | None = None, jobs: int | None
         session_path = Path(session) if session else work / "session.sqlite"
         session_path.parent.mkdir(parents=True, exist_ok=True)
         made = generate(module_path, session_path, root)
-        mutants = [m for m in made if m.compiles]
+        mutants = [m for m in made if m.compiles and not m.in_annotation]
         equivalents = load_equivalents(root / "problems" / exercise.id / EQUIVALENTS_FILE, mutants)
         clean = work / "clean" / "starter.py"
         clean.parent.mkdir()
@@ -464,7 +491,8 @@ def mutate(exercise_id: str, *, timeout_s: float | None = None, jobs: int | None
         "survived": len(by["survived"]),
         "timed_out": len(by["timed_out"]),
         "equivalent": [shown(m, reason=equivalents[m.id]) for m in mutants if m.id in equivalents],
-        "incompetent": len(made) - len(mutants),  # made by the tool, but not valid Python: not counted
+        "incompetent": sum(not m.compiles for m in made),  # made by the tool, but not valid Python: not counted
+        "in_annotations": sum(m.compiles and m.in_annotation for m in made),  # never evaluated: not counted
         "score": round((len(by["killed"]) + len(by["timed_out"])) / denominator, 4) if denominator else 1.0,
         "seconds": round(seconds, 2),
         "seconds_per_mutant": round(seconds / len(graded), 3) if graded else 0.0,
