@@ -20,7 +20,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from torchkata.pipeline.catalog import ROOT, CatalogError, load_catalog
+from torchkata.pipeline.catalog import ROOT, SCALES, CatalogError, load_catalog
 from torchkata.pipeline.files import read_json, write_json, write_text
 
 PROGRESS = ROOT / "results" / "learner" / "progress.json"
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("dvc", help="rewrite DVC's pipeline files from the catalog").set_defaults(func=cmd_dvc)
     p = sub.add_parser("cost", help="measure the pipeline's overhead beyond the experiments' compute")
     p.add_argument("ids", nargs="*", default=["a01", "a41"], help="done exercises (default: a01 a41)")
-    p.add_argument("--scale", choices=("smoke", "default", "full"), default="smoke")
+    p.add_argument("--scale", choices=SCALES, default="smoke")
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     p.set_defaults(func=cmd_cost)

@@ -8,9 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from torchkata.pipeline.catalog import Catalog, skip_reason
+from torchkata.pipeline.bookkeeping import ERROR_FILE
 from torchkata.pipeline.files import atomic_path, read_json, write_text
-
-ERROR_FILE = "error.json"  # runner.ERROR_FILE; the runner imports torch, the summary must not
 
 
 def _read(path: Path):

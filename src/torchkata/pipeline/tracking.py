@@ -127,7 +127,7 @@ def log_record(uri: str, record: dict, run_dir: Path, experiment: str = EXPERIME
                                        filter_string=f"tags.`{RECORD_TAG}` = '{record['id']}'", max_results=1)
             _LOGGED[key] = found[0].info.run_id if found else _record_run(
                 client, run_name=record["run_name"], params=record["params"], experiment=experiment,
-                history=[*record["history"], *((key, value, 0) for key, value in record["final"].items())],
+                history=[*record["history"], *((name, value, 0) for name, value in record["final"].items())],
                 tags={**record["tags"], RECORD_TAG: record["id"]}, status=record["status"],
                 artifacts=[Path(run_dir) / name for name in record["artifacts"]],
             )
