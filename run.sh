@@ -63,7 +63,8 @@ case "${1:-}" in
   test)
     setup; data; activate
     shift
-    python -m pytest "$@"
+    # two workers: the pipeline's tests on one, the exercises' on the other (tests/conftest.py)
+    python -m pytest -n 2 --dist loadgroup "$@"
     ;;
   *)
     echo "usage: ./run.sh main | test [pytest args] | smoke | setup | data" >&2

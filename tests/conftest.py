@@ -2,6 +2,8 @@
 reference solutions (`torchkata check ID` does this for one exercise)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -16,11 +18,23 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:  # share the cores between the workers instead of each one taking them all
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     config.addinivalue_line("markers", "suite_check: checks the test suite itself (e.g. that broken code is "
                                        "rejected); not part of a learner's grade")
 
 
+# Tests that run the pipeline share session fixtures (one finished smoke DAG, one built extension) and start
+# processes of their own: under pytest-xdist (`-n 2 --dist loadgroup`) they all go to one worker, and the
+# exercises' own tests spread over the others.
+PIPELINE_DIRS = ("pipeline", "cluster", "report", "data")
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.parent.name in PIPELINE_DIRS:
+            item.add_marker(pytest.mark.xdist_group("pipeline"))
     if config.getoption("--impl") == "starter":
         skip = pytest.mark.skip(reason="checks the suite, not your solution")
         for item in items:

@@ -7,6 +7,7 @@
     torchkata readme                          rewrite README.md's progress table from the catalog
     torchkata dvc                             rewrite DVC's pipeline files from the catalog
     torchkata cost [IDS] [--scale S]          measure the pipeline's overhead and project it to the catalog
+    torchkata cost --main                     project the main job from measured runs and the catalog's allotments
     torchkata ci-sample KEY --budget S        done exercises whose default runs fit S seconds, rotating by KEY
     torchkata mutate ID... | --all [--bar B]  how strictly each exercise is graded: its mutation score
 """
@@ -130,13 +131,19 @@ def cmd_dvc(args) -> int:
 
 
 def cmd_cost(args) -> int:
-    from torchkata.pipeline.cost import measure, report
+    from torchkata.pipeline.cost import main_job_report, measure, project_main_job, report
 
     catalog = load_catalog()
+    if args.main:
+        result = project_main_job(catalog, cores=args.cores or 8)
+        print(main_job_report(result))
+        if args.json:
+            write_json(args.json, result)
+        return int(result["projected_s"] > result["budget_s"] or bool(result["over_allotment"]))
     for exercise_id in args.ids:
         if not catalog.get(exercise_id).done:
             raise CatalogError(f"{exercise_id} is planned: it has no experiment to measure")
-    result = measure(args.ids, args.scale, args.cores)
+    result = measure(args.ids, args.scale, args.cores or 2)
     print(report(result))
     if args.json:
         write_json(args.json, result)
@@ -182,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("cost", help="measure the pipeline's overhead beyond the experiments' compute")
     p.add_argument("ids", nargs="*", default=["a01", "a41"], help="done exercises (default: a01 a41)")
     p.add_argument("--scale", choices=SCALES, default="smoke")
-    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--cores", type=int, default=None, help="default: 2 (8 with --main)")
+    p.add_argument("--main", action="store_true",
+                   help="project the main job instead, from the measured default-scale runs and the allotments; "
+                        "exit 1 over its 2 hours or where an exercise runs over its allotment")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     p.set_defaults(func=cmd_cost)
     p = sub.add_parser("mutate", add_help=False,

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from torchkata.pipeline.catalog import ROOT, CatalogError, load_catalog, load_impl
+from torchkata.pipeline.cost import main_job_report, pack, project_main_job
 
 SEED_LIST = ROOT.parent / "shared" / "seed-tasks.tsv"
 CATALOG = load_catalog()
@@ -88,6 +89,8 @@ def test_gpus_on_a_cuda_exercise_are_accepted(tmp_path):
     ({"resources": {"cpus": True}}, "x1: resources.cpus must be a positive integer, not True"),
     ({"resources": {"gpus": 1}}, "x1: resources.gpus is set but `needs` lacks cuda"),
     ({"flagship": "yes"}, "x1: flagship must be true or false, not 'yes'"),
+    ({"resources": {"run_s": 61}}, r"x1: resources.run_s 61 is over the 60 s .* \(180 for a flagship\)"),
+    ({"resources": {"run_s": 181}, "flagship": True}, "x1: resources.run_s 181 is over the 180 s"),
 ])
 def test_bad_resources_are_refused(tmp_path, fields, message):
     with pytest.raises(CatalogError, match=message):
@@ -141,3 +144,24 @@ def test_starter_is_not_solved(exercise_id):
     for name, function in vars(starter).items():
         if inspect.isfunction(function) and function.__module__ == starter.__name__ and not name.startswith("_"):
             assert "NotImplementedError" in inspect.getsource(function), name
+
+
+def test_allotments_fit_the_main_job(tmp_path):
+    """With nothing measured, every exercise at its allotment: the catalog still fits the main job's 2 hours."""
+    result = project_main_job(CATALOG, results=tmp_path, cores=8)
+    assert result["measured"] == [] and len(result["per_run_s"]) == 181
+    assert result["projected_s"] <= result["budget_s"], main_job_report(result)
+
+
+def test_a_measured_run_replaces_the_allotment(tmp_path):
+    bench = tmp_path / "a01" / "reference-default" / "runs" / "seed-0" / "bench.json"
+    bench.parent.mkdir(parents=True)
+    bench.write_text('{"wall_s": 70.0, "run_s": 69.0}')
+    result = project_main_job(CATALOG, results=tmp_path, cores=8)
+    assert result["per_run_s"]["a01"] == 70.0
+    assert result["over_allotment"] == {"a01": {"measured_s": 70.0, "allotted_s": 10}}
+
+
+def test_pack_puts_the_longest_first():
+    assert pack([1, 1, 1, 1, 4], slots=2) == 4  # in the given order the 4 would land on a slot already at 2
+    assert pack([5], slots=4) == 5 and pack([], slots=2) == 0

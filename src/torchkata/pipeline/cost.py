@@ -12,18 +12,28 @@ MLflow store, the summary) from what each exercise adds (its runs' start, its de
 
 and the catalog's overhead is projected as fixed + 181 x per exercise. Spreading the runs' work over the cores
 assumes they pack perfectly, so the per-exercise figure is an upper bound where exercises wait on each other.
+
+`torchkata cost --main` projects the main job (`snakemake --cores 8 all` at the default scale): every
+exercise's runs (its variance seeds and the determinism rerun), each as long as its measured runs where the
+exercise is done and has run here, else as its catalog allotment (`resources.run_s`), packed onto the run slots
+(cores / threads) longest first.
 """
 from __future__ import annotations
 
+import heapq
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
+from torchkata.pipeline.catalog import ROOT, Catalog
 from torchkata.pipeline.files import read_json
 from torchkata.pipeline.projects import copy_project, snakemake, with_config
 
 CATALOG_SIZE = 181
+MAIN_JOB_BUDGET_S = 2 * 3600
 
 
 def run_dag(exercises: list[str], scale: str, cores: int) -> dict:
@@ -79,4 +89,49 @@ def report(result: dict) -> str:
               f"per exercise -> {result['projected_catalog_overhead_s'] / 60:.1f} min for {CATALOG_SIZE} exercises"]
     lines += [f"    {name:<36} wall {b['wall_s']:6.2f} s  own {b['run_s']:6.2f} s"
               for name, b in everything["per_run"].items()]
+    return "\n".join(lines)
+
+
+def measured_run_s(exercise_id: str, results: Path) -> float | None:
+    """Median wall time of the exercise's reference runs at the default scale, where it has run here."""
+    walls = [read_json(p)["wall_s"] for p in (results / exercise_id / "reference-default").glob("*/seed-*/bench.json")]
+    return statistics.median(walls) if walls else None
+
+
+def pack(durations: list[float], slots: int) -> float:
+    """Makespan of the jobs on `slots` parallel slots, longest first onto the least loaded slot."""
+    loads = [0.0] * slots
+    for d in sorted(durations, reverse=True):
+        heapq.heapreplace(loads, loads[0] + d)
+    return max(loads)
+
+
+def project_main_job(catalog: Catalog, results: Path = ROOT / "results", cores: int = 8,
+                     config: Path = ROOT / "config.yaml") -> dict:
+    preset = yaml.safe_load(config.read_text())["scales"]["default"]
+    slots = max(1, cores // preset["threads"])
+    runs = len(preset["variance_seeds"]) + 1  # the seeds, and the result seed's determinism rerun
+    per_run, over = {}, {}
+    for e in catalog.exercises.values():
+        measured = measured_run_s(e.id, results) if e.done else None
+        per_run[e.id] = measured if measured is not None else float(e.run_s)
+        if measured is not None and measured > e.run_s:
+            over[e.id] = {"measured_s": measured, "allotted_s": e.run_s}
+    makespan = pack([t for t in per_run.values() for _ in range(runs)], slots)
+    return {"cores": cores, "slots": slots, "runs_per_exercise": runs,
+            "measured": sorted(e for e in per_run if measured_run_s(e, results) is not None),
+            "total_run_s": runs * sum(per_run.values()), "projected_s": makespan, "budget_s": MAIN_JOB_BUDGET_S,
+            "over_allotment": over, "per_run_s": per_run}
+
+
+def main_job_report(result: dict) -> str:
+    largest = sorted(result["per_run_s"].items(), key=lambda kv: -kv[1])[:8]
+    lines = [f"main job at the default scale, {result['cores']} cores = {result['slots']} run slots, "
+             f"{result['runs_per_exercise']} runs per exercise, {len(result['per_run_s'])} exercises "
+             f"({len(result['measured'])} measured here, the rest at their allotment):",
+             f"  {result['total_run_s'] / 3600:.2f} h of runs -> {result['projected_s'] / 3600:.2f} h projected "
+             f"(budget {result['budget_s'] / 3600:.0f} h)",
+             "  longest runs: " + ", ".join(f"{k} {v:.0f} s" for k, v in largest)]
+    lines += [f"  OVER ALLOTMENT {k}: measured {v['measured_s']:.0f} s a run, allotted {v['allotted_s']} s"
+              for k, v in result["over_allotment"].items()]
     return "\n".join(lines)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import os
 import shutil
 from pathlib import Path
 from types import ModuleType
@@ -33,8 +34,10 @@ def build(name: str) -> Path:
     build_dir.mkdir(parents=True, exist_ok=True)
     module = build_and_load(name=name, sources=[str(ROOT / s) for s in spec["sources"]],
                             build_directory=str(build_dir), extra_cflags=["-O2"], verbose=True)
-    shutil.copyfile(module.__file__, library_path(name).with_suffix(".tmp"))
-    library_path(name).with_suffix(".tmp").replace(library_path(name))
+    # a temporary of this process's own: two test workers may build the same extension at once
+    partial = library_path(name).with_suffix(f".{os.getpid()}.tmp")
+    shutil.copyfile(module.__file__, partial)
+    partial.replace(library_path(name))
     return library_path(name)
 
 
