@@ -10,6 +10,7 @@
     torchkata cost --main                     project the main job from measured runs and the catalog's allotments
     torchkata ci-sample KEY --budget S        done exercises whose default runs fit S seconds, rotating by KEY
     torchkata mutate ID... | --all [--bar B]  how strictly each exercise is graded: its mutation score
+    torchkata doctor [--record]               does this CPU compute the committed results bit for bit?
 """
 from __future__ import annotations
 
@@ -150,10 +151,19 @@ def cmd_cost(args) -> int:
     return 0
 
 
-def cmd_mutate(args) -> int:
+def cmd_doctor(arguments: list[str]) -> int:
+    # a process of its own: it pins the CPU code paths through the environment before torch loads
+    return subprocess.call([sys.executable, "-m", "torchkata.pipeline.doctor", *arguments])
+
+
+def cmd_mutate(arguments: list[str]) -> int:
     from torchkata.pipeline.mutation import main as mutate_main
 
-    return mutate_main(args.arguments)
+    return mutate_main(arguments)
+
+
+# commands with parsers of their own: everything after the command's name is theirs, options first too
+PASS_THROUGH = {"doctor": cmd_doctor, "mutate": cmd_mutate}
 
 
 def cmd_ci_sample(args) -> int:
@@ -172,6 +182,9 @@ def cmd_ci_sample(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PASS_THROUGH:
+        return PASS_THROUGH[argv[0]](argv[1:])
     parser = argparse.ArgumentParser(prog="torchkata", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -195,10 +208,10 @@ def main(argv: list[str] | None = None) -> int:
                         "exit 1 over its 2 hours or where an exercise runs over its allotment")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     p.set_defaults(func=cmd_cost)
-    p = sub.add_parser("mutate", add_help=False,
-                       help="mutation score: mutants of the reference, graded as a learner's starter is")
-    p.add_argument("arguments", nargs=argparse.REMAINDER, help="see `torchkata mutate --help`")
-    p.set_defaults(func=cmd_mutate)
+    sub.add_parser("doctor", help="does this CPU compute the committed results bit for bit? (op fingerprints; "
+                                  "`torchkata doctor --help`)")
+    sub.add_parser("mutate", help="mutation score: mutants of the reference, graded as a learner's starter is "
+                                  "(`torchkata mutate --help`)")
     p = sub.add_parser("ci-sample", help="the exercises CI proves at the default scale")
     p.add_argument("key", help="what chooses the sample, e.g. the commit")
     p.add_argument("--budget", type=float, required=True, help="seconds of default-scale budget in all")

@@ -97,8 +97,32 @@ def check_full_phase_trains_everything_and_learns(impl):
     assert losses[-1] < 0.5 * losses[0], losses
 
 
+def check_each_phase_starts_on_time_with_its_learning_rate(impl):
+    """One batch per epoch, so an epoch is one Adam step, and Adam's first step moves a weight by about its
+    learning rate (m/sqrt(v) = +-1 where the gradient is well above eps): the head moves by `lr` in epoch 1, the
+    features stay put through epoch `head_epochs` and move by `full_lr` in the next, under a fresh optimizer."""
+    images, labels = digits_like(16)
+    x = impl.digits_to_fashion(images)
+    model = impl.from_pretrained(pretrained_checkpoint(), num_classes=5)
+    snapshots = [(model.head.weight.detach().clone(), model.features[0].weight.detach().clone())]
+
+    def snapshot(epoch, loss):
+        snapshots.append((model.head.weight.detach().clone(), model.features[0].weight.detach().clone()))
+
+    lr, full_lr = 0.02, 0.003
+    impl.fine_tune(model, x, labels, epochs=4, head_epochs=2, lr=lr, full_lr=full_lr, batch_size=16,
+                   generator=torch.Generator().manual_seed(0), on_epoch=snapshot)
+    head_step = (snapshots[1][0] - snapshots[0][0]).abs().max()
+    assert head_step == pytest.approx(lr, rel=0.05), f"the head's first step is {head_step}, not lr={lr}"
+    for epoch in (1, 2):  # the head phase: features frozen
+        assert torch.equal(snapshots[epoch][1], snapshots[0][1]), f"the features moved in epoch {epoch}"
+    first_full_step = (snapshots[3][1] - snapshots[2][1]).abs().max()
+    assert first_full_step == pytest.approx(full_lr, rel=0.05), (
+        f"in epoch 3, the first of the full phase, the features moved by {first_full_step}, not full_lr={full_lr}")
+
+
 CHECKS = [check_digits_to_fashion, check_from_pretrained, check_head_phase_freezes_the_rest,
-          check_full_phase_trains_everything_and_learns]
+          check_full_phase_trains_everything_and_learns, check_each_phase_starts_on_time_with_its_learning_rate]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
@@ -135,6 +159,18 @@ def keeps_hidden_layer(checkpoint, num_classes):
     return model
 
 
+def unfreezes_late(model, images, labels, *, epochs, head_epochs, **rest):
+    from torchkata.vision.transfer import fine_tune
+
+    return fine_tune(model, images, labels, epochs=epochs, head_epochs=head_epochs + 1, **rest)
+
+
+def one_learning_rate(model, images, labels, *, lr, full_lr, **rest):
+    from torchkata.vision.transfer import fine_tune
+
+    return fine_tune(model, images, labels, lr=lr, full_lr=lr, **rest)
+
+
 def never_frozen(model, images, labels, *, epochs, head_epochs, lr, full_lr, batch_size, generator, on_epoch=None):
     from torchkata.vision.fashion_cnn import train_epoch
 
@@ -148,7 +184,10 @@ def never_frozen(model, images, labels, *, epochs, head_epochs, lr, full_lr, bat
     ({"from_pretrained": keeps_hidden_layer}, "check_from_pretrained"),
     ({"fine_tune": never_frozen}, "check_head_phase_freezes_the_rest"),
     ({"digits_to_fashion": lambda images: images.float().unsqueeze(1) / 16}, "check_digits_to_fashion"),
-], ids=["ignores-weights", "keeps-old-head", "keeps-hidden-layer", "never-frozen", "not-upsampled"])
+    ({"fine_tune": unfreezes_late}, "check_each_phase_starts_on_time_with_its_learning_rate"),
+    ({"fine_tune": one_learning_rate}, "check_each_phase_starts_on_time_with_its_learning_rate"),
+], ids=["ignores-weights", "keeps-old-head", "keeps-hidden-layer", "never-frozen", "not-upsampled", "unfreezes-late",
+        "one-learning-rate"])
 def test_broken_solution_is_rejected(broken, rejected_by):
     # only the check named to reject it runs: the others would cost a training each and could not change the verdict
     check = next(c for c in CHECKS if c.__name__ == rejected_by)

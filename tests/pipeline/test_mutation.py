@@ -205,3 +205,9 @@ def test_a_mutant_that_never_ends_is_timed_out(project):
     assert result["timed_out"] == 2 and result["timeout_s"] == 1.5
     # a grading that never ends is no pass: the mutant counts as rejected
     assert result["score"] == round((result["killed"] + 2) / result["mutants"], 4)
+
+
+def test_mutants_that_would_outlast_the_budget_are_not_graded(project):
+    """The clean grading times one mutant; a sample's exercise whose mutants would take longer is passed over."""
+    assert run(project, budget_s=1e-3) is None
+    assert run(project, budget_s=600)["mutants"] > 0

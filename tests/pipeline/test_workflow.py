@@ -1,6 +1,5 @@
 """The DAG as a user drives it, in a copy of the repository: config errors, a smoke run, up to date, partial rebuilds."""
 import re
-import time
 
 import pandas as pd
 import pytest
@@ -47,11 +46,8 @@ def test_smoke_run_is_up_to_date_and_rebuilds_only_what_changed(smoke_project):
     summary = (project / "results" / "summary" / "smoke" / "summary.csv").read_text()
     assert "a01,reference,Softmax by hand" in summary and ",ran," in summary
 
-    start = time.perf_counter()
     dry = snakemake(project, "all", "-n", "--configfile", str(config))
-    elapsed = time.perf_counter() - start
-    assert "Nothing to be done" in dry.output
-    assert elapsed < 6  # the issue's bar is 3 s on an idle machine; CI shares 2 cores with other work
+    assert "Nothing to be done" in dry.output  # its time is measured by `torchkata cost`, not asserted here
 
     (project / "results" / "a01" / "reference-smoke" / "variance.json").unlink()
     dry = snakemake(project, "all", "-n", "--configfile", str(config))

@@ -5,6 +5,9 @@ rule determinism:
     input:
         first=f"results/{{exercise}}/{{variant}}/runs/seed-{SEED}/metrics.json",
         second=f"results/{{exercise}}/{{variant}}/rerun/seed-{SEED}/metrics.json",
+        # the rerun's record lists the ATen ops it called: with the fingerprints, whether other CPU models agree
+        second_record=f"results/{{exercise}}/{{variant}}/rerun/seed-{SEED}/run.json",
+        fingerprints="proof/fingerprints.json",
         tracking="results/mlflow/init.json",
     output:
         "results/{exercise}/{variant}/determinism.json",

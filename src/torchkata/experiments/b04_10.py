@@ -63,7 +63,7 @@ def run(ctx: RunContext) -> None:
     # baseline: same architecture, random weights, every layer at the new layers' learning rate throughout
     start = time.perf_counter()
     scratch = fashion_cnn.FashionCNN(**checkpoint["config"])
-    optimizer = torch.optim.Adam(scratch.parameters(), lr=p["lr"])
+    optimizer = torch.optim.Adam(scratch.parameters(), lr=p["lr"], fused=True)
     generator = torch.Generator().manual_seed(order_seed)
     for epoch in range(1, p["epochs"] + 1):
         loss = fashion_cnn.train_epoch(scratch, optimizer, x_train, y_train, p["batch_size"], generator)

@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 
 from torchkata.pipeline import tracking
+from torchkata.pipeline.doctor import FINGERPRINTS
 from torchkata.pipeline.files import atomic_path, read_json, write_json
 from torchkata.pipeline.reproducibility import check_determinism, variance_target
 from torchkata.pipeline.workflow import summary_files
@@ -50,7 +51,7 @@ def determinism(first: Path, second: Path, out: Path, uri: str, experiment: str)
     """Compare the result run with its rerun (their metrics.json), then log both as MLflow runs (the rerun is a
     seeded run too)."""
     first, second = Path(first).parent, Path(second).parent
-    report = check_determinism(first, second, Path(out))
+    report = check_determinism(first, second, Path(out), second / RECORD_FILE, FINGERPRINTS)
     for run in (first, second):
         tracking.log_record(uri, read_json(Path(run) / RECORD_FILE), Path(run), experiment)
     return "\n".join(f"{'same' if f['equal'] else 'DIFFERENT'}  {name}" for name, f in report["files"].items())

@@ -386,7 +386,11 @@ def serve(job_path: Path) -> int:
         _warm_up(job)
     clean = _run_children(job, [("clean", job["clean"])], job["clean_timeout_s"], 1)["clean"]
     result = {"clean": clean}
-    if clean["outcome"] == "survived":  # the reference passes its own grading
+    # a mutant costs about what the clean grading did: past the time left, grade none (a sample's budget)
+    estimate = clean["seconds"] * len(job["mutants"]) / job["jobs"]
+    if clean["outcome"] == "survived" and job.get("budget_s") and estimate > job["budget_s"]:
+        result["over_budget"] = {"estimate_s": round(estimate, 1), "budget_s": job["budget_s"]}
+    elif clean["outcome"] == "survived":  # the reference passes its own grading
         timeout = job["timeout_s"] or max(10.0, 3 * clean["seconds"] + 5)
         result["timeout_s"] = timeout
         order = clean.pop("durations") if job["quick_first"] else {}
@@ -418,7 +422,7 @@ def reference_file(reference: str, root: Path = ROOT) -> Path:
 
 def mutate(exercise_id: str, *, timeout_s: float | None = None, jobs: int | None = None, root: Path = ROOT,
            session: Path | None = None, preload: tuple[str, ...] | None = None, warm_up: bool = True,
-           quick_first: bool = True) -> dict:
+           quick_first: bool = True, budget_s: float | None = None) -> dict | None:
     """Mutation score of exercise `exercise_id`'s grader: its reference's mutants graded as the learner's starter.
 
     timeout_s: per mutant (default: 3x the clean grading + 5 s, at least 10 s); jobs: mutants graded at once
@@ -427,7 +431,8 @@ def mutate(exercise_id: str, *, timeout_s: float | None = None, jobs: int | None
     and the reference's own imports); warm_up: collect the tests once in the server (pytest's plugins, the
     conftest and the test module are then imported in every child: about 1 s a mutant here); quick_first:
     run a mutant's tests quickest first, as the clean run timed them (the verdict is the same; a rejected
-    mutant is rejected sooner).
+    mutant is rejected sooner); budget_s: grade nothing, and return None, when the mutants would take longer
+    (estimated from the clean grading's time).
     """
     started = time.monotonic()
     exercise = load_catalog(root / "catalog.yaml").get(exercise_id)
@@ -458,7 +463,7 @@ def mutate(exercise_id: str, *, timeout_s: float | None = None, jobs: int | None
             tasks.append((m.id, str(path)))
         job = {"root": str(root), "exercise": exercise.id, "test_file": str(test_file), "clean": str(clean),
                "mutants": tasks, "timeout_s": timeout_s, "clean_timeout_s": max(120.0, 3 * (timeout_s or 0)),
-               "jobs": jobs, "threads": max(1, (os.cpu_count() or 1) // jobs),
+               "jobs": jobs, "threads": max(1, (os.cpu_count() or 1) // jobs), "budget_s": budget_s,
                "warm_up": warm_up, "quick_first": quick_first, "preload": list(PRELOAD if preload is None else preload)
                + (_reference_imports(module_path) if preload is None else [])}
         job_path = work / "job.json"
@@ -469,6 +474,8 @@ def mutate(exercise_id: str, *, timeout_s: float | None = None, jobs: int | None
         if server.returncode != 0 or not outcome_path.is_file():
             raise MutationError(f"the mutation server failed (exit {server.returncode}):\n{server.stdout[-3000:]}")
         result = json.loads(outcome_path.read_text())
+        if "over_budget" in result:
+            return None
         if result["clean"]["outcome"] != "survived":
             raise MutationError(f"{exercise_id}: the grading rejects the unmutated reference ({result['clean']}), "
                                 f"so it cannot measure anything:\n{result.get('clean_log', '')}")
@@ -533,7 +540,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float)
     parser.add_argument("--json", type=Path, help="write the result here (one id), e.g. results/a01/mutation.json")
     parser.add_argument("--bar", type=float, default=0.0, help="exit 1 when a score is below this (0.9)")
+    parser.add_argument("--sample", metavar="KEY", help="done exercises in an order that KEY (e.g. the commit) "
+                        "rotates, as many as --budget allows (CI)")
+    parser.add_argument("--budget", type=float, default=300.0, help="seconds for --sample (default 300)")
     args = parser.parse_args(argv)
+    if args.sample:
+        return _sample(args.sample, args.budget, args.bar, args.jobs, args.timeout_s)
     if args.all:
         args.ids = [e.id for e in load_catalog().done()]
     if not args.ids:
@@ -554,6 +566,29 @@ def main(argv: list[str] | None = None) -> int:
         print(report(result), flush=True)
         failing += result["score"] < args.bar
     return 1 if failing else 0
+
+
+
+def _sample(key: str, budget_s: float, bar: float, jobs: int, timeout_s: float | None) -> int:
+    """Grade done exercises from a place that `key` chooses onwards while the budget lasts; one whose mutants
+    would outlast what is left is passed over (its clean grading timed it). Exit 1 below the bar, 2 if none fit."""
+    from torchkata.pipeline.plan import rotating_sample
+
+    started, graded, failing = time.monotonic(), [], 0
+    for exercise in rotating_sample(load_catalog().done(), key, float("inf"), lambda e: 0.0):
+        left = budget_s - (time.monotonic() - started)
+        if left < 10:
+            break
+        result = mutate(exercise.id, timeout_s=timeout_s, jobs=jobs, budget_s=left)
+        if result is None:
+            print(f"{exercise.id}: passed over, its mutants would take longer than the {left:.0f} s left", flush=True)
+            continue
+        print(report(result), flush=True)
+        graded.append(exercise.id)
+        failing += result["score"] < bar
+    print(f"sample {key[:12]}: {', '.join(graded) or 'none'} graded in {time.monotonic() - started:.0f} s "
+          f"(budget {budget_s:.0f} s); {failing} below the bar {bar}")
+    return 2 if not graded else 1 if failing else 0
 
 
 if __name__ == "__main__":

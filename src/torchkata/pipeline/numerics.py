@@ -7,6 +7,10 @@ another machine (seen: b04-06 at 0.9162 with AVX-512 on every path, 0.9134 with 
 - MKL (matrix products) runs its conditional-numerical-reproducibility path, the same on Intel and AMD;
 - oneDNN and NNPACK are switched off (`disable_cpu_dispatch_libraries`): their kernels are chosen by ISA and
   cache size, and convolutions then go through im2col and MKL's matrix product instead.
+- torch.sqrt is not among those paths: on CPU it is MKL's vector sqrt, which is 1 ulp off the exact result in
+  places, and not in the same places on an AMD EPYC and an Intel Xeon (whatever MKL_CBWR says). So is every
+  optimizer that calls it (Adam, AdamW and RMSprop in their default foreach form). The experiments use `sqrt`
+  below and the fused Adam/AdamW, which agree; `torchkata doctor` checks all of this on a machine.
 This costs about half again on a CNN's training time (b04-06: 120–129 s against 78 s per run), the price of a
 `dvc.lock` that any machine can check. The variables are defaults: set them in the environment to choose
 otherwise (and lose that).
@@ -44,3 +48,17 @@ def cpu_code_path() -> dict:
             "mkl_cbwr": os.environ.get("MKL_CBWR", ""),
             "mkldnn": torch.backends.mkldnn.enabled,
             "nnpack": torch.backends.nnpack.is_available() and torch._C._get_nnpack_enabled()}
+
+
+def sqrt(x):
+    """sqrt that is the same on every x86-64 CPU: float32 through float64 and back is correctly rounded (the
+    double result is within an ulp, and the float32 sqrt of a float32 never lies that close to a rounding
+    boundary); float64 and other dtypes have no wider type to go through, so they keep torch.sqrt."""
+    import torch
+
+    from torchkata.pipeline.optrace import portable_region
+
+    if x.dtype in (torch.float32, torch.float16, torch.bfloat16):
+        with portable_region():  # an op trace must not count this float64 sqrt as torch.sqrt's
+            return x.double().sqrt().to(x.dtype)
+    return x.sqrt()

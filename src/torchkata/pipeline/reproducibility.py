@@ -6,6 +6,7 @@ from pathlib import Path
 
 from torchkata.pipeline import tracking
 from torchkata.pipeline.files import atomic_path, read_json, sha256, write_json
+from torchkata.pipeline.doctor import cross_cpu
 
 
 def deterministic_files(run_dir: Path) -> dict[str, str]:
@@ -39,12 +40,15 @@ def summarise(values: list[float]) -> dict:
     return {"n": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half, "values": values}
 
 
-def check_determinism(first: Path, second: Path, out: Path) -> dict:
-    """The determinism target: write the comparison; raise, naming the files, when the runs differ."""
+def check_determinism(first: Path, second: Path, out: Path, rerun_record: Path, fingerprints: Path) -> dict:
+    """The determinism target: write the comparison, and what the rerun's ops say about other CPU models
+    (optrace.cross_cpu); raise, naming the files, when the runs differ."""
     report = compare_runs(first, second)
     if not report["bitwise_equal"]:
         different = [name for name, f in report["files"].items() if not f["equal"]]
         raise DeterminismError(f"not deterministic: {first} and {second} differ in {', '.join(different)}")
+    rerun = read_json(rerun_record)
+    report["cross_cpu"] = cross_cpu(rerun.get("aten_ops", []), rerun["params"]["torch_version"], fingerprints)
     write_json(out, report)
     return report
 

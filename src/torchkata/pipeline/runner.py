@@ -22,6 +22,7 @@ Output directory of a run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import subprocess
 import time
@@ -37,6 +38,7 @@ from torchkata.pipeline.catalog import CatalogError, Exercise, load_catalog, loa
 from torchkata.pipeline.checkpoint import load_checkpoint, save_checkpoint
 from torchkata.pipeline.files import atomic_path, sha256, write_json
 from torchkata.pipeline.numerics import cpu_code_path
+from torchkata.pipeline.optrace import OpTrace
 from torchkata.pipeline.seeding import seed_everything
 
 SCALES = ("smoke", "default", "full")
@@ -164,9 +166,12 @@ def _run(exercise_id: str, *, seed: int, scale: str, impl: str, threads: int, ou
                      generator=seed_everything(seed, threads), out=out, inputs=dict(inputs))
     params |= cpu_code_path()  # after seeding, which settles the code paths
     record = {"params": params, "history": ctx.history, "started_at": job_start}
+    # the rerun also records the ATen ops the experiment calls: what its results depend on across CPU models
+    trace = OpTrace() if purpose == "rerun" else contextlib.nullcontext()
     run_start = time.perf_counter()
     try:
-        experiment.run(ctx)
+        with trace:
+            experiment.run(ctx)
         if exercise.metric not in ctx.metrics:
             raise RuntimeError(f"{exercise.id}: experiment did not report its key metric {exercise.metric!r}")
     except BaseException as err:
@@ -183,6 +188,8 @@ def _run(exercise_id: str, *, seed: int, scale: str, impl: str, threads: int, ou
     final += _numeric_leaves("bench.", ctx.bench)
     record |= {"final": dict(final), "artifacts": ["metrics.json", "bench.json",
                                                    *(f"plots/{p.name}" for p in sorted((out / "plots").glob("*.png")))]}
+    if purpose == "rerun":
+        record["aten_ops"] = sorted(trace.ops)
     record = _finish(record, "FINISHED")
     write_json(out / RECORD_FILE, record)
     return record

@@ -20,8 +20,8 @@ def exercise_row(results: Path, exercise, impl: str, scale: str, seed: int, ran:
                  capabilities: set[str]) -> dict:
     row = {"id": exercise.id, "impl": impl, "title": exercise.title, "topic": exercise.topic,
            "status": exercise.status, "metric": exercise.metric, "value": None, "bench_ratio": None,
-           "wall_s": None, "deterministic": None, "seeds": None, "mean": None, "ci95_low": None, "ci95_high": None,
-           "mutation_score": None, "note": ""}
+           "wall_s": None, "deterministic": None, "across_cpus": None, "seeds": None, "mean": None, "ci95_low": None,
+           "ci95_high": None, "mutation_score": None, "note": ""}
     if not exercise.done:
         return row
     mutation = _read(results / exercise.id / "mutation.json")  # how strictly it is graded (`torchkata mutate`)
@@ -42,7 +42,8 @@ def exercise_row(results: Path, exercise, impl: str, scale: str, seed: int, ran:
         return row
     row.update(status="ran", value=metrics.get(exercise.metric), bench_ratio=(bench or {}).get("ratio"),
                wall_s=(bench or {}).get("wall_s"),
-               deterministic=None if determinism is None else determinism["bitwise_equal"])
+               deterministic=None if determinism is None else determinism["bitwise_equal"],
+               across_cpus=None if determinism is None else determinism.get("cross_cpu", {}).get("verdict"))
     if variance and exercise.metric in variance["metrics"]:
         v = variance["metrics"][exercise.metric]
         row.update(seeds=v["n"], mean=v["mean"], ci95_low=v["ci95_low"], ci95_high=v["ci95_high"])

@@ -61,11 +61,11 @@ def fine_tune(model: FashionCNN, images: Tensor, labels: Tensor, *, epochs: int,
     """
     losses = []
     set_trainable(model, head_only=True)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, fused=True)
     for epoch in range(1, epochs + 1):
         if epoch == head_epochs + 1:
             set_trainable(model, head_only=False)
-            optimizer = torch.optim.Adam(model.parameters(), lr=full_lr)
+            optimizer = torch.optim.Adam(model.parameters(), lr=full_lr, fused=True)
         losses.append(train_epoch(model, optimizer, images, labels, batch_size, generator))
         if on_epoch is not None:
             on_epoch(epoch, losses[-1])
