@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from torchkata.pipeline.doctor import FINGERPRINTS, PROBES, compare, cross_cpu
-from torchkata.pipeline.numerics import sqrt
-from torchkata.pipeline.optrace import OpTrace
+from torchkata.pipeline.numerics import op_trace, sqrt
 
 
 def test_the_committed_fingerprints_hold_this_torch_and_two_cpu_models():
@@ -52,11 +51,11 @@ def test_portable_sqrt_is_correctly_rounded():
 
 def test_op_trace_records_ops_and_leaves_results_alone():
     x = torch.randn(100, generator=torch.Generator().manual_seed(1))
-    with OpTrace() as trace:
+    with op_trace() as trace:
         traced = [x.exp(), x.abs().pow(0.5), sqrt(x.abs()), x.clone().tanh_()]
     assert torch.equal(traced[0], x.exp()) and torch.equal(traced[3], x.tanh())
     assert {"aten.exp", "aten.abs", "aten.tanh", "aten.sqrt"} <= trace.ops  # pow(x, 0.5) is sqrt
-    with OpTrace() as portable_only:
+    with op_trace() as portable_only:
         sqrt(x.abs())
     assert "aten.sqrt" not in portable_only.ops  # numerics.sqrt's float64 sqrt is exact once rounded back
 

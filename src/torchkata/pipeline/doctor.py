@@ -180,10 +180,10 @@ def fingerprint(probes: dict) -> tuple[dict, dict, list[str]]:
     op that differs), and the ATen ops the probes call (what a run may call and still be portable)."""
     import torch
 
-    from torchkata.pipeline.optrace import OpTrace
+    from torchkata.pipeline.numerics import op_trace
     from torchkata.pipeline.seeding import seed_everything
 
-    found, outputs, trace = {}, {}, OpTrace()
+    found, outputs, trace = {}, {}, op_trace()
     for name, probe in probes.items():
         for threads in THREADS:
             generator = seed_everything(0, threads)

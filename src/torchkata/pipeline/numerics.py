@@ -56,9 +56,53 @@ def sqrt(x):
     boundary); float64 and other dtypes have no wider type to go through, so they keep torch.sqrt."""
     import torch
 
-    from torchkata.pipeline.optrace import portable_region
-
     if x.dtype in (torch.float32, torch.float16, torch.bfloat16):
         with portable_region():  # an op trace must not count this float64 sqrt as torch.sqrt's
             return x.double().sqrt().to(x.dtype)
     return x.sqrt()
+
+
+# --- which ops a run calls: what its results depend on across CPU models ------------------------------------
+# Under the pins above an op's arithmetic is ATen's own (held to AVX2: the same machine code on every x86-64 CPU
+# with AVX2), MKL's BLAS (under MKL_CBWR), or MKL's vector math library (VML), which backs a few elementwise
+# functions and is where CPU models part (sqrt). The determinism rerun records its ops (`op_trace`), and
+# doctor.cross_cpu classifies the run from them and the committed fingerprints.
+
+_portable_depth = [0]  # > 0 inside `sqrt`: its float64 sqrt is rounded back to an exact float32
+
+
+class portable_region:
+    """Ops inside are made portable by their caller (`sqrt`): an op trace does not record them."""
+
+    def __enter__(self):
+        _portable_depth[0] += 1
+
+    def __exit__(self, *exc):
+        _portable_depth[0] -= 1
+
+
+def op_name(func, args) -> str:
+    """'aten.exp' for aten.exp.default and aten.exp_ alike; pow(x, 0.5) is sqrt (ATen routes it there)."""
+    name = str(func.overloadpacket).rstrip("_")
+    if name == "aten.pow" and len(args) > 1 and isinstance(args[1], float) and args[1] == 0.5:
+        return "aten.sqrt"
+    return name
+
+
+def op_trace():
+    """A TorchDispatchMode that records the names of the ATen ops called under it in `.ops` and leaves the calls
+    alone (the determinism check, which compares a traced rerun with the untraced result, would see it
+    otherwise). Built on call: this module is imported before torch loads."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class OpTrace(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops: set[str] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not _portable_depth[0]:
+                self.ops.add(op_name(func, args))
+            return func(*args, **(kwargs or {}))
+
+    return OpTrace()

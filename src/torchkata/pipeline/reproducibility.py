@@ -42,7 +42,7 @@ def summarise(values: list[float]) -> dict:
 
 def check_determinism(first: Path, second: Path, out: Path, rerun_record: Path, fingerprints: Path) -> dict:
     """The determinism target: write the comparison, and what the rerun's ops say about other CPU models
-    (optrace.cross_cpu); raise, naming the files, when the runs differ."""
+    (doctor.cross_cpu); raise, naming the files, when the runs differ."""
     report = compare_runs(first, second)
     if not report["bitwise_equal"]:
         different = [name for name, f in report["files"].items() if not f["equal"]]

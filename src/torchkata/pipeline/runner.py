@@ -37,8 +37,7 @@ import torch
 from torchkata.pipeline.catalog import CatalogError, Exercise, load_catalog, load_impl
 from torchkata.pipeline.checkpoint import load_checkpoint, save_checkpoint
 from torchkata.pipeline.files import atomic_path, sha256, write_json
-from torchkata.pipeline.numerics import cpu_code_path
-from torchkata.pipeline.optrace import OpTrace
+from torchkata.pipeline.numerics import cpu_code_path, op_trace
 from torchkata.pipeline.seeding import seed_everything
 
 SCALES = ("smoke", "default", "full")
@@ -167,7 +166,7 @@ def _run(exercise_id: str, *, seed: int, scale: str, impl: str, threads: int, ou
     params |= cpu_code_path()  # after seeding, which settles the code paths
     record = {"params": params, "history": ctx.history, "started_at": job_start}
     # the rerun also records the ATen ops the experiment calls: what its results depend on across CPU models
-    trace = OpTrace() if purpose == "rerun" else contextlib.nullcontext()
+    trace = op_trace() if purpose == "rerun" else contextlib.nullcontext()
     run_start = time.perf_counter()
     try:
         with trace:
