@@ -80,8 +80,8 @@ def check_blocked_memory_is_bounded(impl):
     # a budget below one row of products: one row at a time
     a, b = torch.randn(1, 96), torch.randn(96, 48)
     assert largest_tensor(lambda: impl.matmul(a, b, block_bytes=8)) == 48 * 4
-    # the default budget is 16 MiB: 16 MiB of products in one slab, not more
-    a, b = torch.randn(128, 256), torch.randn(256, 128)
+    # the default budget is 16 MiB: of a product that needs 32 MiB, slabs of more than 8 and at most 16 MiB
+    a, b = torch.randn(256, 256), torch.randn(256, 128)
     assert 8 << 20 < largest_tensor(lambda: impl.matmul(a, b), product=True) <= 16 << 20
     # and the naive version does blow up: all n * k * m products at once
     assert largest_tensor(lambda: impl.matmul_naive(a[:16], b)) >= 16 * 256 * 128 * 4
