@@ -18,6 +18,7 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
         raise IndexError(f"dim {dim} is out of range for a tensor of shape {tuple(x.shape)}")
     if x.dim() > 0 and x.shape[dim] == 0:
         return torch.empty_like(x)  # nothing to normalise over (amax would refuse an empty dim)
-    shifted = x - x.amax(dim=dim, keepdim=True)
-    exps = shifted.exp()
-    return exps / exps.sum(dim=dim, keepdim=True)
+    exps = (x - x.amax(dim=dim, keepdim=True)).exp_()  # exp in place: the difference is our own temporary
+    total = exps.sum(dim=dim, keepdim=True)
+    # dividing in place would overwrite the result exp_'s backward needs: only where no graph is being built
+    return exps / total if exps.requires_grad else exps.div_(total)
