@@ -63,9 +63,9 @@ def index_view(shape: Sequence[int], strides: Sequence[int], offset: int, index)
         raise TypeError("a boolean mask selects a copy, not a view: index_view takes ints, slices, None and ...")
     sizes, new_strides, dim = [], [], 0
     for item in items:
-        if item is None:  # a new axis of size 1, with the stride torch.unsqueeze gives it
+        if item is None:  # a new axis of size 1: never stepped along, so any stride will do
             sizes.append(1)
-            new_strides.append(shape[dim] * strides[dim] if dim < len(shape) else 1)
+            new_strides.append(1)
             continue
         size, stride = shape[dim], strides[dim]
         if isinstance(item, int):
@@ -93,7 +93,8 @@ def slice_tensor(x: Tensor, index) -> Tensor:
         return x.as_strided(sizes, strides, offset)
     if len(masks) > 1:
         raise IndexError(f"only one boolean mask per index is supported, got {len(masks)}")
-    at, mask = masks[0], items[masks[0]]
+    (at,) = masks
+    mask = items[at]
     # the mask's dims stay whole in the view, at output position `first`
     first = sum(not isinstance(item, int) for item in items[:at])
     view = slice_tensor(x, (*items[:at], *[slice(None)] * mask.dim(), *items[at + 1:]))
@@ -101,7 +102,7 @@ def slice_tensor(x: Tensor, index) -> Tensor:
         raise IndexError(f"the mask of shape {tuple(mask.shape)} does not match the dims it indexes, of shape "
                          f"{tuple(view.shape[first:first + mask.dim()])} in a tensor of shape {tuple(x.shape)}")
     # row-major positions of the True entries within the mask's dims, gathered from those dims flattened into one
-    positions = (mask.nonzero() * torch.tensor(contiguous_strides(mask.shape))).sum(-1)
+    positions = (mask.nonzero() * torch.tensor(contiguous_strides(mask.shape))).sum(1)  # nonzero: (count, dims)
     merged = view.movedim(tuple(range(first, first + mask.dim())), tuple(range(mask.dim())))
     merged = merged.contiguous().as_strided((mask.numel(), *merged.shape[mask.dim():]),
                                             contiguous_strides((mask.numel(), *merged.shape[mask.dim():])))
