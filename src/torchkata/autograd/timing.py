@@ -26,3 +26,14 @@ def forward_backward(ours: Callable[..., Tensor], native: Callable[..., Tensor],
     backward = compare(lambda: torch.autograd.grad(out_ours, wrt, upstream, retain_graph=True),
                        lambda: torch.autograd.grad(out_native, wrt, upstream, retain_graph=True), min_run_time)
     return {"forward": forward, "backward": backward}
+
+
+def plot_forward_backward(fig, xs: list, results: list[dict], xlabel: str, title: str) -> None:
+    """Two panels, forward and backward: median time of ours and of PyTorch's against `xs` (one forward_backward
+    result per x)."""
+    for ax, phase in zip(fig.subplots(1, 2), ("forward", "backward")):
+        for who, key, style in (("yours", "impl_s", "o-"), ("PyTorch", "native_s", "x--")):
+            ax.plot(xs, [r[phase][key] * 1e3 for r in results], style, label=who)
+        ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="median ms",
+               title=f"{title} {phase} ({torch.get_num_threads()} threads)")
+        ax.legend()

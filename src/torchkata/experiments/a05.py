@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from torchkata.autograd.timing import forward_backward
+from torchkata.autograd.timing import forward_backward, plot_forward_backward
 from torchkata.pipeline.runner import RunContext
 
 SCALES = {
@@ -53,16 +53,9 @@ def run(ctx: RunContext) -> None:
     ctx.bench["backward_ratio"] = ctx.bench["relu"]["backward"]["ratio"]
     ctx.bench["shape"] = p["bench_shape"]
 
-    by_size = {}
-    for size in p["sizes"]:
-        x = torch.randn(size, generator=g).requires_grad_()
-        by_size[size] = forward_backward(relu, F.relu, (x,), p["bench_seconds"] / 4)
-    ctx.bench["by_size"] = {str(n): {k: v["ratio"] for k, v in r.items()} for n, r in by_size.items()}
+    by_size = [forward_backward(relu, F.relu, (torch.randn(n, generator=g).requires_grad_(),), p["bench_seconds"] / 4)
+               for n in p["sizes"]]
+    ctx.bench["by_size"] = {str(n): {k: v["ratio"] for k, v in r.items()} for n, r in zip(p["sizes"], by_size)}
     fig = ctx.figure(figsize=(9, 3.2))
-    for ax, phase in zip(fig.subplots(1, 2), ("forward", "backward")):
-        for who, key, style in (("yours", "impl_s", "o-"), ("PyTorch", "native_s", "x--")):
-            ax.plot(p["sizes"], [by_size[n][phase][key] * 1e3 for n in p["sizes"]], style, label=who)
-        ax.set(xscale="log", yscale="log", xlabel="elements", ylabel="median ms",
-               title=f"a05: ReLU {phase} ({torch.get_num_threads()} threads)")
-        ax.legend()
+    plot_forward_backward(fig, p["sizes"], by_size, "elements", "a05: ReLU")
     ctx.save_figure(fig, "time_vs_size")
