@@ -115,6 +115,36 @@ def check_edge_batches(cross_entropy):
     assert loss.item() == 0.0
     loss.backward()
     assert empty.grad.shape == (0, 4)
+    one_class, target = torch.randn(3, 1, dtype=torch.float64), torch.tensor([0, -100, 0])  # only class 0 exists
+    torch.testing.assert_close(cross_entropy(one_class, target, reduction="none"),
+                               F.cross_entropy(one_class, target, reduction="none"))
+
+
+def check_gradients_with_create_graph(cross_entropy):
+    # the backward as autograd runs it when it will be differentiated again: first and second derivatives
+    x, target, weight = case()
+    v = torch.randn(N, C, dtype=torch.float64)
+    for options in [dict(), dict(weight=weight, label_smoothing=0.3, reduction="sum")]:
+        results = []
+        for fn in (cross_entropy, F.cross_entropy):
+            z = x.clone().requires_grad_()
+            (grad,) = torch.autograd.grad(fn(z, target, **options), z, create_graph=True)
+            results.append([grad.detach(), torch.autograd.grad((grad * v).sum(), z)[0]])
+        for o, w in zip(*results):
+            torch.testing.assert_close(o, w, rtol=1e-10, atol=1e-12, msg=lambda m: f"{options}: {m}")
+
+
+def check_reduction_made_at_runtime(cross_entropy):
+    # a reduction string built at run time is equal to the literal but not the same object: compare with ==, not `is`
+    x, target, weight = case()
+    for reduction in ("none", "mean", "sum"):
+        made = "".join(list(reduction))
+        ours = value_and_grad(lambda z: cross_entropy(z, target, weight=weight, reduction=made), x,
+                              torch.ones(N, dtype=torch.float64))
+        want = value_and_grad(lambda z: F.cross_entropy(z, target, weight=weight, reduction=reduction), x,
+                              torch.ones(N, dtype=torch.float64))
+        for o, w in zip(ours, want):
+            torch.testing.assert_close(o, w, rtol=1e-10, atol=1e-12)
 
 
 def check_non_contiguous_and_untouched(cross_entropy):
@@ -159,7 +189,8 @@ def check_errors_name_the_problem(cross_entropy):
 
 CHECKS = [check_matches_torch, check_float32, check_backward_is_softmax_minus_onehot, check_is_custom_function,
           check_gradcheck, check_large_logits, check_defaults, check_weight_in_another_dtype, check_edge_batches,
-          check_non_contiguous_and_untouched, check_errors_name_the_problem]
+          check_non_contiguous_and_untouched, check_errors_name_the_problem, check_reduction_made_at_runtime,
+          check_gradients_with_create_graph]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)

@@ -59,6 +59,30 @@ def check_defaults(huber_loss):
     torch.testing.assert_close(huber_loss(x, y), F.huber_loss(x, y), rtol=1e-12, atol=0)  # mean, delta 1
 
 
+def check_reduction_made_at_runtime(huber_loss):
+    # a reduction string built at run time is equal to the literal but not the same object: compare with ==, not `is`
+    x, y = torch.randn(4, 5, dtype=torch.float64) * 3, torch.randn(4, 5, dtype=torch.float64)
+    upstream = torch.ones(4, 5, dtype=torch.float64)
+    for reduction in ("none", "mean", "sum"):
+        ours = value_and_grads(huber_loss, x, y, upstream, reduction="".join(list(reduction)))
+        for o, w in zip(ours, value_and_grads(F.huber_loss, x, y, upstream, reduction=reduction)):
+            torch.testing.assert_close(o, w, rtol=1e-10, atol=1e-12)
+
+
+def check_gradients_with_create_graph(huber_loss):
+    # the backward as autograd runs it when it will be differentiated again: first and second derivatives
+    x, y = torch.randn(4, 5, dtype=torch.float64) * 2, torch.randn(4, 5, dtype=torch.float64)
+    v = torch.randn(4, 5, dtype=torch.float64)
+    for reduction, delta in [("mean", 1.0), ("sum", 0.5)]:
+        results = []
+        for fn in (huber_loss, F.huber_loss):
+            a, b = x.clone().requires_grad_(), y.clone().requires_grad_()
+            grads = torch.autograd.grad(fn(a, b, reduction=reduction, delta=delta), (a, b), create_graph=True)
+            results.append([g.detach() for g in grads] + list(torch.autograd.grad((grads[0] * v).sum(), (a, b))))
+        for o, w in zip(*results):
+            torch.testing.assert_close(o, w, rtol=1e-10, atol=1e-12)
+
+
 def check_is_custom_function(huber_loss):
     loss = huber_loss(torch.randn(3, requires_grad=True), torch.randn(3))
     assert isinstance(loss.grad_fn, torch.autograd.function.BackwardCFunction), type(loss.grad_fn).__name__
@@ -111,7 +135,8 @@ def check_errors_name_the_problem(huber_loss):
 
 
 CHECKS = [check_matches_torch, check_float32, check_both_pieces_and_the_seam, check_defaults, check_is_custom_function,
-          check_gradcheck, check_empty_and_non_contiguous, check_inputs_untouched, check_errors_name_the_problem]
+          check_gradcheck, check_empty_and_non_contiguous, check_inputs_untouched, check_errors_name_the_problem,
+          check_reduction_made_at_runtime, check_gradients_with_create_graph]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
