@@ -114,6 +114,8 @@ def check_errors_name_the_problem(impl):
         impl.hessian(lambda t: t * 2, x)
     with pytest.raises(ValueError, match=r"\(0,\)"):  # an empty output is not a scalar either
         impl.gradient(lambda t: t[:0], x)
+    with pytest.raises(ValueError, match=r"\(0,\)"):
+        impl.hessian(lambda t: t[:0], x)
     for fn in (impl.gradient, impl.jacobian, impl.hessian):
         with pytest.raises(TypeError, match="int64"):
             fn(lambda t: t.sum(), torch.arange(3))

@@ -125,6 +125,8 @@ def check_errors_name_the_problem(huber_loss):
         huber_loss([1.0, 2.0, 3.0], y)
     with pytest.raises(ValueError, match=r"\(3,\).*\(4,\)"):
         huber_loss(x, torch.randn(4))
+    with pytest.raises(ValueError, match=r"\(4,\).*\(3,\)"):
+        huber_loss(torch.randn(4), y)
     with pytest.raises(TypeError, match="float64"):
         huber_loss(x, y.double())
     with pytest.raises(ValueError, match="avg"):
