@@ -116,8 +116,10 @@ def test_slurm_profile_keeps_no_second_list():
 
 
 def public_functions(module):
+    """The public functions and classes a module defines, with their signatures (a class's: its constructor's)."""
     return {name: inspect.signature(obj) for name, obj in vars(module).items()
-            if inspect.isfunction(obj) and not name.startswith("_") and obj.__module__ == module.__name__}
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and not name.startswith("_")
+            and obj.__module__ == module.__name__}
 
 
 @pytest.mark.parametrize("exercise_id", DONE)

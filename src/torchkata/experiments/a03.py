@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from torchkata.pipeline.bench import compare
+from torchkata.pipeline.bench import median_compare
 from torchkata.pipeline.runner import RunContext
 
 SCALES = {
@@ -13,13 +13,6 @@ SCALES = {
     "full": {"cases": 20000, "bench_sizes": [16, 64, 256, 1024, 2048, 4096, 8192], "bench_seconds": 1.0,
              "bench_repeats": 5},
 }
-
-
-def median_compare(impl, native, seconds: float, repeats: int) -> dict:
-    """`compare` run `repeats` times, the run with the median ratio: one slow spell of a shared machine moves
-    one of the two timings of a run, not the median of several runs."""
-    runs = sorted((compare(impl, native, min_run_time=seconds) for _ in range(repeats)), key=lambda r: r["ratio"])
-    return runs[len(runs) // 2] | {"ratios": [r["ratio"] for r in runs]}
 
 
 def random_shapes(g: torch.Generator) -> list[tuple[int, ...]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from torchkata.experiments.a03 import median_compare
+from torchkata.pipeline.bench import median_compare
 from torchkata.pipeline.runner import RunContext
 
 SCALES = {

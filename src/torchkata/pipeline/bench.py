@@ -41,3 +41,10 @@ def compare(impl: Callable[[], object], native: Callable[[], object], min_run_ti
         native_s = median_seconds(native, min_run_time)
     return {"impl_s": impl_s, "native_s": native_s, "ratio": impl_s / native_s,
             "threads": torch.get_num_threads()}
+
+
+def median_compare(impl, native, seconds: float, repeats: int) -> dict:
+    """`compare` run `repeats` times, the run with the median ratio: one slow spell of a shared machine moves
+    one of the two timings of a run, not the median of several runs."""
+    runs = sorted((compare(impl, native, min_run_time=seconds) for _ in range(repeats)), key=lambda r: r["ratio"])
+    return runs[len(runs) // 2] | {"ratios": [r["ratio"] for r in runs]}
