@@ -165,8 +165,10 @@ def _run(exercise_id: str, *, seed: int, scale: str, impl: str, threads: int, ou
                      generator=seed_everything(seed, threads), out=out, inputs=dict(inputs))
     params |= cpu_code_path()  # after seeding, which settles the code paths
     record = {"params": params, "history": ctx.history, "started_at": job_start}
-    # the rerun also records the ATen ops the experiment calls: what its results depend on across CPU models
-    trace = op_trace() if purpose == "rerun" else contextlib.nullcontext()
+    # the rerun also records the ATen ops the experiment calls: what its results depend on across CPU models.
+    # Not at smoke: a dispatch mode's first op imports torch's compiler (2.7 s), the smoke budget of a whole exercise
+    traced = purpose == "rerun" and scale != "smoke"
+    trace = op_trace() if traced else contextlib.nullcontext()
     run_start = time.perf_counter()
     try:
         with trace:
@@ -187,7 +189,7 @@ def _run(exercise_id: str, *, seed: int, scale: str, impl: str, threads: int, ou
     final += _numeric_leaves("bench.", ctx.bench)
     record |= {"final": dict(final), "artifacts": ["metrics.json", "bench.json",
                                                    *(f"plots/{p.name}" for p in sorted((out / "plots").glob("*.png")))]}
-    if purpose == "rerun":
+    if traced:
         record["aten_ops"] = sorted(trace.ops)
     record = _finish(record, "FINISHED")
     write_json(out / RECORD_FILE, record)
