@@ -194,28 +194,24 @@ def fingerprint(probes: dict) -> tuple[dict, dict, list[str]]:
     return found, outputs, sorted(trace.ops)
 
 
-def cpu_model() -> str:
-    """'AMD EPYC 7B13 (family 25, model 1)': the name alone can be as vague as 'AMD EPYC'."""
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
     try:
-        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                      if ":" in line)
+        block = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
     except OSError:
-        return platform.processor() or platform.machine()
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    return f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+        return {}
+    return {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in block.splitlines() if ":" in line)}
 
 
 def machine() -> dict:
     import numpy
     import torch
 
-    flags = set()
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-        flags = set(flags.split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu_model(), "isa": sorted(f for f in flags if f.startswith(("avx", "fma", "amx"))),
+    info = cpu_info()
+    # 'AMD EPYC 7B13 (family 25, model 1)': the name alone can be as vague as 'AMD EPYC'
+    cpu = (f"{info['model name']} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
+           if "model name" in info else platform.processor() or platform.machine())
+    return {"cpu": cpu, "isa": sorted(f for f in info.get("flags", "").split() if f.startswith(("avx", "fma", "amx"))),
             "torch": torch.__version__, "numpy": numpy.__version__, "python": platform.python_version(),
             "code_path": cpu_code_path(), "mkl": torch.backends.mkl.is_available(),
             "blas": torch.__config__.show().split("BLAS_INFO=")[-1].split(",")[0]}

@@ -572,10 +572,10 @@ def main(argv: list[str] | None = None) -> int:
 def _sample(key: str, budget_s: float, bar: float, jobs: int, timeout_s: float | None) -> int:
     """Grade done exercises from a place that `key` chooses onwards while the budget lasts; one whose mutants
     would outlast what is left is passed over (its clean grading timed it). Exit 1 below the bar, 2 if none fit."""
-    from torchkata.pipeline.plan import rotating_sample
+    from torchkata.pipeline.plan import rotated
 
     started, graded, failing = time.monotonic(), [], 0
-    for exercise in rotating_sample(load_catalog().done(), key, float("inf"), lambda e: 0.0):
+    for exercise in rotated(load_catalog().done(), key):
         left = budget_s - (time.monotonic() - started)
         if left < 10:
             break

@@ -64,17 +64,21 @@ def make_plan(catalog: Catalog, config: dict) -> Plan:
     return Plan(runnable, skipped, caps)
 
 
-def rotating_sample(exercises: list[Exercise], key: str, budget_s: float, cost) -> list[Exercise]:
-    """A sample of `exercises` whose summed cost(e) fits budget_s, starting at a place that `key` (e.g. the
-    commit) chooses, so that successive CI runs cover different exercises. At least one is taken."""
+def rotated(exercises: list[Exercise], key: str) -> list[Exercise]:
+    """`exercises` starting at a place that `key` (e.g. the commit) chooses, so successive CI runs start elsewhere."""
     import hashlib
 
     if not exercises:
         return []
     start = int(hashlib.sha256(key.encode()).hexdigest(), 16) % len(exercises)
-    ordered = exercises[start:] + exercises[:start]
+    return exercises[start:] + exercises[:start]
+
+
+def rotating_sample(exercises: list[Exercise], key: str, budget_s: float, cost) -> list[Exercise]:
+    """A sample of `exercises` whose summed cost(e) fits budget_s, from where `key` rotates them to. At least one
+    is taken."""
     chosen, spent = [], 0.0
-    for exercise in ordered:
+    for exercise in rotated(exercises, key):
         if chosen and spent + cost(exercise) > budget_s:
             continue
         chosen.append(exercise)
