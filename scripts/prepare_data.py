@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from torchkata.data import digits, fashion_mnist
+from torchkata.data import digits, fashion_mnist, tables
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("name", choices=["fashion-mnist", "digits"])
+    parser.add_argument("name", choices=["fashion-mnist", "digits", "sklearn-tables"])
     parser.add_argument("--source", help="folder of the raw files (fashion-mnist: the four IDX files)")
     parser.add_argument("--out", required=True, help="folder to write the prepared tensors into")
     args = parser.parse_args(argv)
@@ -17,8 +17,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.source:
             parser.error("fashion-mnist needs --source DIR (the folder of the four IDX files)")
         fashion_mnist.prepare(args.source, args.out)
-    else:
+    elif args.name == "digits":
         digits.prepare(args.out)
+    else:
+        tables.prepare(args.out)
     print(f"prepared {args.name} in {args.out}")
     return 0
 

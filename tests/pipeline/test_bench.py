@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from torchkata.pipeline.bench import compare
+from torchkata.pipeline.bench import QUICK_S, compare, median_seconds
 
 # A fresh interpreter (what a pipeline job is): a 64 MB tensor freed after a benchmark must stay in the heap as
 # free space (mallinfo2's `fordblks`), not go back to the system to be page-faulted again on the next call.
@@ -36,6 +36,15 @@ def test_freed_tensor_memory_is_kept_for_reuse_after_a_benchmark():
 
 def test_slower_op_has_ratio_above_one():
     x = torch.randn(256, 256)
-    result = compare(lambda: x @ x @ x, lambda: x @ x, min_run_time=0.05)
+    result = compare(lambda: x @ x @ x, lambda: x @ x, min_run_time=0.2)
     assert result["ratio"] > 1.3
     assert result["impl_s"] > 0 and result["native_s"] > 0 and result["threads"] == torch.get_num_threads()
+
+
+def test_a_smoke_timing_is_one_warm_call_and_one_timed_call():
+    calls = []
+    seconds = median_seconds(lambda: calls.append(1), QUICK_S)
+    assert len(calls) == 2 and 0 < seconds < 0.01
+    calls.clear()
+    median_seconds(lambda: calls.append(1), 2 * QUICK_S)  # autoranged: many calls
+    assert len(calls) > 100

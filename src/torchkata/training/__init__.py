@@ -1,0 +1,1 @@
+"""What the trainings share: one loop over in-memory tensors (loop.py) and one plot of its curves."""
