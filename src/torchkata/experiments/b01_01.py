@@ -22,7 +22,7 @@ from torchkata.pipeline.runner import RunContext
 SCALES = {
     "smoke": {"cases": 6, "max_side": 48, "sizes": [32, 64, 128], "naive_cap_bytes": 1 << 22,
               "block_bytes": 1 << 18, "bench_seconds": 0.05},
-    "default": {"cases": 24, "max_side": 200, "sizes": [128, 256, 512, 1024, 2048], "naive_cap_bytes": 1 << 30,
+    "default": {"cases": 24, "max_side": 200, "sizes": [128, 256, 512, 1024, 2048], "naive_cap_bytes": 5 << 30,
                 "block_bytes": 1 << 24, "bench_seconds": 0.3},
     "full": {"cases": 96, "max_side": 600, "sizes": [128, 256, 512, 1024, 2048, 4096], "naive_cap_bytes": 1 << 34,
              "block_bytes": 1 << 24, "bench_seconds": 1.0},
