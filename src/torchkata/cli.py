@@ -8,6 +8,7 @@
     torchkata dvc                             rewrite DVC's pipeline files from the catalog
     torchkata cost [IDS] [--scale S]          measure the pipeline's overhead and project it to the catalog
     torchkata cost --main                     project the main job from measured runs and the catalog's allotments
+    torchkata cost --tests                    run the test command, and project its time to the catalog
     torchkata ci-sample KEY --budget S        done exercises whose default runs fit S seconds, rotating by KEY
     torchkata mutate ID... | --all [--bar B]  how strictly each exercise is graded: its mutation score
     torchkata doctor [--record]               does this CPU compute the committed results bit for bit?
@@ -132,9 +133,15 @@ def cmd_dvc(args) -> int:
 
 
 def cmd_cost(args) -> int:
-    from torchkata.pipeline.cost import main_job_report, measure, project_main_job, report
+    from torchkata.pipeline.cost import main_job_report, measure, measure_tests, project_main_job, report, tests_report
 
     catalog = load_catalog()
+    if args.tests:
+        result = measure_tests(catalog)
+        print(tests_report(result))
+        if args.json:
+            write_json(args.json, result)
+        return int(result["exit_code"] != 0 or result["projected_s"] > result["budget_s"])
     if args.main:
         result = project_main_job(catalog, cores=args.cores or 8)
         print(main_job_report(result))
@@ -206,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--main", action="store_true",
                    help="project the main job instead, from the measured default-scale runs and the allotments; "
                         "exit 1 over its 2 hours or where an exercise runs over its allotment")
+    p.add_argument("--tests", action="store_true",
+                   help="run the README's test command and project its time to the catalog; exit 1 on a failed "
+                        "test or over its 15 minutes")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     p.set_defaults(func=cmd_cost)
     sub.add_parser("doctor", help="does this CPU compute the committed results bit for bit? (op fingerprints; "

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from torchkata.pipeline.catalog import ROOT, CatalogError, load_catalog, load_impl
-from torchkata.pipeline.cost import main_job_report, pack, project_main_job
+from torchkata.pipeline.cost import main_job_report, pack, project_main_job, project_tests, seconds_per_test_file
 
 SEED_LIST = ROOT.parent / "shared" / "seed-tasks.tsv"
 CATALOG = load_catalog()
@@ -81,13 +81,21 @@ def test_gpus_on_a_cuda_exercise_are_accepted(tmp_path):
     assert load_catalog(path).get("x1").rule_resources("default")["gpu"] == 2
 
 
+def test_a_cuda_half_gets_a_gpu_only_where_the_machines_have_cuda(tmp_path):
+    half = load_catalog(write_catalog(tmp_path, halves=["cuda"])).get("x1")
+    assert half.rule_resources("default")["gpu"] == 0
+    assert half.rule_resources("default", frozenset({"cpu", "cuda"}))["gpu"] == 1
+
+
 @pytest.mark.parametrize("fields, message", [
     ({"resources": {"memory": 4000}}, r"x1: unknown resources \['memory'\]"),
     ({"resources": {"mem_mb": 0}}, "x1: resources.mem_mb must be a positive integer, not 0"),
     ({"resources": {"cpus": -4}}, "x1: resources.cpus must be a positive integer, not -4"),
     ({"resources": {"mem_mb": 1.5}}, "x1: resources.mem_mb must be a positive integer, not 1.5"),
     ({"resources": {"cpus": True}}, "x1: resources.cpus must be a positive integer, not True"),
-    ({"resources": {"gpus": 1}}, "x1: resources.gpus is set but `needs` lacks cuda"),
+    ({"resources": {"gpus": 1}}, "x1: resources.gpus is set but neither `needs` nor `halves` has cuda"),
+    ({"halves": ["tpu"]}, r"x1: halves \['tpu'\] not in \('cuda',\)"),
+    ({"halves": ["cuda"], "needs": ["cuda"]}, r"x1: \['cuda'\] is in both `needs`"),
     ({"flagship": "yes"}, "x1: flagship must be true or false, not 'yes'"),
     ({"resources": {"run_s": 61}}, r"x1: resources.run_s 61 is over the 60 s .* \(180 for a flagship\)"),
     ({"resources": {"run_s": 181}, "flagship": True}, "x1: resources.run_s 181 is over the 180 s"),
@@ -167,3 +175,24 @@ def test_a_measured_run_replaces_the_allotment(tmp_path):
 def test_pack_puts_the_longest_first():
     assert pack([1, 1, 1, 1, 4], slots=2) == 4  # in the given order the 4 would land on a slot already at 2
     assert pack([5], slots=4) == 5 and pack([], slots=2) == 0
+
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
+<testcase classname="tests.exercises.test_a01" name="test_softmax[a]" time="1.5" />
+<testcase classname="tests.exercises.test_a01" name="test_softmax[b]" time="0.5" />
+<testcase classname="tests.exercises.test_b04_06.TestTraining" name="test_x" time="4.0" />
+<testcase classname="tests.pipeline.test_workflow" name="test_dag" time="100.0" />
+</testsuite></testsuites>"""
+
+
+def test_the_test_command_is_projected_from_its_files(tmp_path):
+    junit = tmp_path / "junit.xml"
+    junit.write_text(JUNIT)
+    files = seconds_per_test_file(junit)
+    assert files == {"tests/exercises/test_a01": 2.0, "tests/exercises/test_b04_06": 4.0,
+                     "tests/pipeline/test_workflow": 100.0}
+    result = project_tests(CATALOG, files, wall=110.0, workers=2)
+    assert result["exercise_tests_s"] == {"a01": 2.0, "b04-06": 4.0} and result["pipeline_tests_s"] == 100.0
+    assert result["over_budget"] == {"b04-06": 4.0} and result["startup_s"] == 10.0
+    # 179 planned exercises at the mean (3 s) beside the measured: 100 + 6 + 537 s on two workers, packed
+    assert result["projected_s"] == pytest.approx(10.0 + pack([100.0, 2.0, 4.0, *[3.0] * 179], 2))

@@ -114,3 +114,43 @@ def test_equal_checkpoints_are_equal_bytes(tmp_path):
     first.write_bytes(first.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="a.pt is corrupted"):
         load_checkpoint(first)
+
+
+@pytest.fixture
+def a01_with_a_cuda_half(monkeypatch):
+    """a01 as if its catalog entry had `halves: [cuda]`, its experiment wrapped to say (or not) how the half went."""
+    import dataclasses
+
+    from torchkata.experiments import a01
+    from torchkata.pipeline import runner
+
+    catalog = load_catalog()
+    catalog.exercises["a01"] = dataclasses.replace(catalog.get("a01"), halves=("cuda",))
+    monkeypatch.setattr(runner, "load_catalog", lambda: catalog)
+    original = a01.run
+
+    def with_half(say):
+        def run(ctx):
+            original(ctx)
+            say(ctx)
+        monkeypatch.setattr(a01, "run", run)
+
+    return with_half
+
+
+def test_a_skipped_half_is_in_bench_with_its_reason(tmp_path, a01_with_a_cuda_half):
+    a01_with_a_cuda_half(lambda ctx: ctx.half("cuda", skipped="no CUDA device"))
+    run_a01(tmp_path, "run")
+    assert read_json(tmp_path / "run" / "bench.json")["halves"] == {"cuda": "skipped: no CUDA device"}
+
+
+def test_a_half_never_mentioned_fails_the_run(tmp_path, a01_with_a_cuda_half):
+    a01_with_a_cuda_half(lambda ctx: None)
+    with pytest.raises(RuntimeError, match=r"did not say whether its \['cuda'\] half ran"):
+        run_a01(tmp_path, "run")
+
+
+def test_a_half_not_in_the_catalog_is_refused(tmp_path, a01_with_a_cuda_half):
+    a01_with_a_cuda_half(lambda ctx: ctx.half("tpu"))
+    with pytest.raises(CatalogError, match="'tpu' is not one of its catalog `halves`"):
+        run_a01(tmp_path, "run")

@@ -33,3 +33,11 @@ def test_a_missing_result_is_a_failure_with_its_path(tmp_path):
     table = build_summary(load_catalog(), tmp_path, "smoke", 0, {"a01"}, {"cpu"})
     row = table.set_index(["id", "impl"]).loc[("a01", "reference")]
     assert row["status"] == "failed" and "runs/seed-0/metrics.json" in row["note"]
+
+
+def test_a_skipped_half_is_noted_beside_the_result(tmp_path):
+    finished(tmp_path, "a01", "reference-smoke", 1e-15)
+    write_json(tmp_path / "a01" / "reference-smoke" / "runs" / "seed-0" / "bench.json",
+               {"ratio": 1.5, "wall_s": 0.4, "halves": {"cuda": "skipped: no CUDA device"}})
+    row = build_summary(load_catalog(), tmp_path, "smoke", 0, {"a01"}, {"cpu"}).set_index("id").loc["a01"]
+    assert row["status"] == "ran" and row["note"] == "cuda half skipped: no CUDA device"

@@ -39,7 +39,8 @@ def median_seconds(fn: Callable[[], object], min_run_time: float) -> float:
         start = time.perf_counter()
         fn()
         return max(time.perf_counter() - start, 1e-9)
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
+    # at the run's threads, which `compare` reports: the Timer's own default is 1 thread
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 

@@ -21,6 +21,7 @@ CATALOG_PATH = ROOT / "catalog.yaml"
 
 STATUSES = ("planned", "done")
 NEEDS = ("cpu", "cuda", "multiprocess", "service")
+HALVES = ("cuda",)  # a part of an exercise that runs where the machine has it, and is skipped with the reason elsewhere
 IMPLS = ("reference", "starter")
 SCALES = ("smoke", "default", "full")
 RESOURCES = ("mem_mb", "gpus", "cpus", "run_s")
@@ -59,6 +60,9 @@ class Exercise:
     datasets: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
     checkpoints: tuple[Checkpoint, ...] = ()
+    # halves that run only where the machine has them (the CUDA half of a CPU-first exercise); `needs` is what the
+    # whole exercise cannot run without
+    halves: tuple[str, ...] = ()
     flagship: bool = False
     mem_mb: int | None = None
     gpus: int | None = None
@@ -94,14 +98,15 @@ class Exercise:
         """The cap on one default-scale run of this exercise (run_budget_s)."""
         return run_budget_s(self.flagship)
 
-    def rule_resources(self, scale: str) -> dict[str, int]:
-        """Snakemake resources of one run at `scale` (SLURM: --mem, --time, --gpus, --cpus-per-task)."""
+    def rule_resources(self, scale: str, capabilities: frozenset[str] = frozenset()) -> dict[str, int]:
+        """Snakemake resources of one run at `scale` (SLURM: --mem, --time, --gpus, --cpus-per-task). A CUDA half
+        gets its GPU where the machines (`capabilities`) have CUDA, and runs on CPU alone elsewhere."""
         if scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, not {scale!r}")
         # 3x the budget leaves room for a slower node; `full` gets 10x the time of `default`
         default_min = max(5, math.ceil(3 * self.budget_s / 60))
         runtime = {"smoke": 5, "default": default_min, "full": 10 * default_min}[scale]
-        gpus = self.gpus if self.gpus is not None else int("cuda" in self.needs)
+        gpus = self.gpus if self.gpus is not None else int("cuda" in self.needs or "cuda" in set(self.halves) & capabilities)
         resources = {"mem_mb": self.mem_mb or DEFAULT_MEM_MB, "runtime": runtime, "gpu": gpus}
         if self.cpus:  # else Snakemake's `threads` (config `threads`) sets --cpus-per-task
             resources["cpus_per_task"] = self.cpus
@@ -134,8 +139,8 @@ def _resources(entry: dict) -> dict[str, int]:
     for key, value in resources.items():
         if type(value) is not int or value <= 0:  # `type`: a YAML `true` is an int to isinstance
             raise CatalogError(f"{entry['id']}: resources.{key} must be a positive integer, not {value!r}")
-    if resources.get("gpus") and "cuda" not in entry["needs"]:
-        raise CatalogError(f"{entry['id']}: resources.gpus is set but `needs` lacks cuda "
+    if resources.get("gpus") and "cuda" not in (*entry["needs"], *entry.get("halves", ())):
+        raise CatalogError(f"{entry['id']}: resources.gpus is set but neither `needs` nor `halves` has cuda "
                            "(the plan picks the machines that can run it by `needs`)")
     return resources
 
@@ -148,6 +153,12 @@ def _exercise(entry: dict) -> Exercise:
     flagship = entry.get("flagship", False)
     if not isinstance(flagship, bool):
         raise CatalogError(f"{entry['id']}: flagship must be true or false, not {flagship!r}")
+    halves = tuple(entry.get("halves") or ())
+    if set(halves) - set(HALVES):
+        raise CatalogError(f"{entry['id']}: halves {sorted(set(halves) - set(HALVES))} not in {HALVES}")
+    if set(halves) & set(entry["needs"]):
+        raise CatalogError(f"{entry['id']}: {sorted(set(halves) & set(entry['needs']))} is in both `needs` (the "
+                           "exercise cannot run without it) and `halves` (a part that runs where it is)")
     cap = run_budget_s(flagship)
     if (entry.get("resources") or {}).get("run_s", 0) > cap:
         raise CatalogError(f"{entry['id']}: resources.run_s {entry['resources']['run_s']} is over the {cap} s "
@@ -165,6 +176,7 @@ def _exercise(entry: dict) -> Exercise:
         datasets=tuple(inputs.get("datasets", ())),
         extensions=tuple(inputs.get("extensions", ())),
         checkpoints=tuple(Checkpoint(c["from"], c["artifact"]) for c in inputs.get("checkpoints", ())),
+        halves=halves,
         flagship=flagship,
         **_resources(entry),
     )

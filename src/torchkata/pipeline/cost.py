@@ -13,6 +13,11 @@ MLflow store, the summary) from what each exercise adds (its runs' start, its de
 and the catalog's overhead is projected as fixed + 181 x per exercise. Spreading the runs' work over the cores
 assumes they pack perfectly, so the per-exercise figure is an upper bound where exercises wait on each other.
 
+`torchkata cost --tests` runs the README's test command (`pytest -n 2 --dist loadgroup`) with a JUnit report and
+projects it to the catalog: the pipeline's tests are one group on one worker; each exercise's test file is a job,
+measured where the exercise is done and at the done exercises' mean where it is planned; the jobs are packed onto
+the workers longest first, and the measured wall time beyond the packed one (start-up, collection) is added.
+
 `torchkata cost --main` projects the main job (`snakemake --cores 8 all` at the default scale): every
 exercise's runs (its variance seeds and the determinism rerun), each as long as its measured runs where the
 exercise is done and has run here, else as its catalog allotment (`resources.run_s`), packed onto the run slots
@@ -34,6 +39,8 @@ from torchkata.pipeline.projects import copy_project, snakemake, with_config
 
 CATALOG_SIZE = 181
 MAIN_JOB_BUDGET_S = 2 * 3600
+TEST_COMMAND_BUDGET_S = 15 * 60
+EXERCISE_TESTS_BUDGET_S = 3.0  # one exercise's test file on the reference
 
 
 def run_dag(exercises: list[str], scale: str, cores: int) -> dict:
@@ -134,4 +141,60 @@ def main_job_report(result: dict) -> str:
              "  longest runs: " + ", ".join(f"{k} {v:.0f} s" for k, v in largest)]
     lines += [f"  OVER ALLOTMENT {k}: measured {v['measured_s']:.0f} s a run, allotted {v['allotted_s']} s"
               for k, v in result["over_allotment"].items()]
+    return "\n".join(lines)
+
+
+def seconds_per_test_file(junit: Path) -> dict[str, float]:
+    """Seconds per test file (its tests' durations summed) from a pytest JUnit report."""
+    import xml.etree.ElementTree as ElementTree
+
+    seconds: dict[str, float] = {}
+    for case in ElementTree.parse(junit).iter("testcase"):
+        parts = case.get("classname", "").split(".")  # tests.exercises.test_a01[.TestClass]
+        module = next((i for i, part in enumerate(parts) if part.startswith("test_")), len(parts) - 1)
+        path = "/".join(parts[:module + 1])
+        seconds[path] = seconds.get(path, 0.0) + float(case.get("time", 0))
+    return seconds
+
+
+def measure_tests(catalog: Catalog, workers: int = 2, pytest_args: tuple[str, ...] = ()) -> dict:
+    """Run the test command once with a JUnit report; its wall time, and its projection to the whole catalog."""
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="torchkata-cost-tests-") as tmp:
+        junit = Path(tmp) / "junit.xml"
+        start = time.perf_counter()
+        run = subprocess.run([sys.executable, "-m", "pytest", "-n", str(workers), "--dist", "loadgroup", "-q",
+                              "-p", "no:cacheprovider", f"--junitxml={junit}", *pytest_args], cwd=ROOT,
+                             capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if not junit.is_file():
+            raise RuntimeError(f"pytest wrote no report (exit {run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-2000:]}")
+        files = seconds_per_test_file(junit)
+    return project_tests(catalog, files, wall, workers) | {"exit_code": run.returncode, "tail": run.stdout[-400:]}
+
+
+def project_tests(catalog: Catalog, files: dict[str, float], wall: float, workers: int) -> dict:
+    """The test command's time at the whole catalog, from one measured run (`files`: seconds per test file)."""
+    exercise_files = {e.id: f"tests/exercises/test_{e.slug}" for e in catalog.exercises.values()}
+    measured = {eid: files[f] for eid, f in exercise_files.items() if f in files}
+    others = sum(t for f, t in files.items() if f not in exercise_files.values())
+    mean = statistics.mean(measured.values()) if measured else EXERCISE_TESTS_BUDGET_S
+    startup = max(0.0, wall - pack([others, *measured.values()], workers))
+    at_catalog = pack([others, *measured.values(), *[mean] * (len(exercise_files) - len(measured))], workers)
+    return {"workers": workers, "wall_s": wall, "pipeline_tests_s": others, "exercise_tests_s": measured,
+            "exercise_mean_s": mean, "over_budget": {k: v for k, v in measured.items() if v > EXERCISE_TESTS_BUDGET_S},
+            "startup_s": startup, "projected_s": startup + at_catalog, "budget_s": TEST_COMMAND_BUDGET_S}
+
+
+def tests_report(result: dict) -> str:
+    slowest = sorted(result["exercise_tests_s"].items(), key=lambda kv: -kv[1])[:8]
+    lines = [f"the test command on {result['workers']} workers: {result['wall_s']:.0f} s of wall time "
+             f"(exit {result['exit_code']}), {len(result['exercise_tests_s'])} exercises' test files "
+             f"(mean {result['exercise_mean_s']:.1f} s each) and {result['pipeline_tests_s']:.0f} s of the others' tests",
+             f"  projected to the catalog's exercises: {result['projected_s'] / 60:.1f} min "
+             f"(budget {result['budget_s'] / 60:.0f} min; start-up and collection {result['startup_s']:.0f} s)",
+             "  slowest exercise files: " + ", ".join(f"{k} {v:.1f} s" for k, v in slowest)]
+    lines += [f"  OVER {EXERCISE_TESTS_BUDGET_S:.0f} s: {k} {v:.1f} s" for k, v in result["over_budget"].items()]
     return "\n".join(lines)

@@ -71,6 +71,14 @@ class RunContext:
         except KeyError:
             raise CatalogError(f"{self.exercise.id}: input {name!r} was not given to the run") from None
 
+    def half(self, name: str, skipped: str | None = None) -> bool:
+        """Record that the exercise's `name` half (catalog `halves`, e.g. its CUDA half) ran, or why it was
+        skipped; bench.json and the summary show it. Returns whether it runs."""
+        if name not in self.exercise.halves:
+            raise CatalogError(f"{self.exercise.id}: {name!r} is not one of its catalog `halves` {self.exercise.halves}")
+        self.bench.setdefault("halves", {})[name] = "ran" if skipped is None else f"skipped: {skipped}"
+        return skipped is None
+
     def figure(self, **options):
         """A matplotlib Figure without pyplot: no global figure state, and no GUI backend to import."""
         from matplotlib.figure import Figure
@@ -175,6 +183,10 @@ def _run(exercise_id: str, *, seed: int, scale: str, impl: str, threads: int, ou
             experiment.run(ctx)
         if exercise.metric not in ctx.metrics:
             raise RuntimeError(f"{exercise.id}: experiment did not report its key metric {exercise.metric!r}")
+        unsaid = set(exercise.halves) - set(ctx.bench.get("halves", {}))
+        if unsaid:
+            raise RuntimeError(f"{exercise.id}: experiment did not say whether its {sorted(unsaid)} half ran "
+                               "(ctx.half)")
     except BaseException as err:
         err.record = record
         raise

@@ -44,6 +44,8 @@ def exercise_row(results: Path, exercise, impl: str, scale: str, seed: int, ran:
                wall_s=(bench or {}).get("wall_s"),
                deterministic=None if determinism is None else determinism["bitwise_equal"],
                across_cpus=None if determinism is None else determinism.get("cross_cpu", {}).get("verdict"))
+    skipped_halves = {k: v for k, v in ((bench or {}).get("halves") or {}).items() if v != "ran"}
+    row["note"] = "; ".join(f"{k} half {v}" for k, v in skipped_halves.items())
     if variance and exercise.metric in variance["metrics"]:
         v = variance["metrics"][exercise.metric]
         row.update(seeds=v["n"], mean=v["mean"], ci95_low=v["ci95_low"], ci95_high=v["ci95_high"])

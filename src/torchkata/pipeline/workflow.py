@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from torchkata.pipeline.catalog import IMPLS, SCALES, Catalog, Exercise
+from torchkata.pipeline.plan import capabilities
 
 VARIANT = rf"(?:{'|'.join(IMPLS)})-(?:{'|'.join(SCALES)})"
 # what every run goes through: an edit to how runs are started, seeded, pinned or written reruns them all
@@ -151,14 +152,15 @@ class Workflow:
         """Snakemake resources of one run, from the catalog (memory, GPUs, runtime from its budget at the
         variant's scale) and, on a cluster, the partition its profile names for CPU or GPU jobs."""
         partitions = self.config.get("slurm_partitions") or {}
+        caps = frozenset(capabilities(self.config))
 
         def resource(key: str):
-            return lambda wildcards: exercise.rule_resources(split_variant(wildcards.variant)[1]).get(key, 0)
+            return lambda wildcards: exercise.rule_resources(split_variant(wildcards.variant)[1], caps).get(key, 0)
 
         resources = {key: resource(key) for key in ("mem_mb", "runtime", "gpu")}
         if exercise.cpus:
             resources["cpus_per_task"] = exercise.cpus
-        kind = "gpu" if exercise.rule_resources("smoke")["gpu"] else "cpu"
+        kind = "gpu" if exercise.rule_resources("smoke", caps)["gpu"] else "cpu"
         if kind in partitions:
             resources["slurm_partition"] = partitions[kind]
         return resources

@@ -1,0 +1,1 @@
+"""Measuring where time goes: devices, timers, profilers."""
