@@ -18,6 +18,10 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    # imported once here, not inside whichever test first builds an optimizer or calls assert_close (2.7 s that
+    # would count against that one exercise's test time)
+    import torch._dynamo  # noqa: F401
+
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:  # share the cores between the workers instead of each one taking them all
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
