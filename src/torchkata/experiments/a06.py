@@ -4,15 +4,14 @@ the same training without hooks shows that logging hooks change nothing (and wha
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 
 import torch
 from torch import nn
 
-from torchkata.data import digits as digits_data
-from torchkata.data.digits import MAX_VALUE
+from torchkata.data import digits
 from torchkata.pipeline.runner import RunContext
 from torchkata.training.loop import fit
+from torchkata.training.models import mlp
 
 SCALES = {
     "smoke": {"test_size": 400, "train_size": 400, "hidden": 32, "epochs": 1, "batch_size": 32, "lr": 0.05},
@@ -21,33 +20,9 @@ SCALES = {
 }
 
 
-def digits_split(ctx: RunContext, test_size: int, train_size: int | None = None):
-    """scikit-learn's digits as floats in [0, 1] (64 features), split by a seeded permutation:
-    ((x_train, y_train), (x_test, y_test)). Shared by the gradient exercises (a06, m1-core-2, b02-08, b02-10)."""
-    digits = digits_data.load(ctx.input("digits"))
-    x, y = digits["images"].flatten(1).float() / MAX_VALUE, digits["labels"]
-    order = torch.randperm(len(x), generator=ctx.generator)
-    test, train = order[:test_size], order[test_size:][:train_size]
-    return (x[train], y[train]), (x[test], y[test])
-
-
-def mlp(hidden: int, depth: int = 3) -> nn.Sequential:
-    """64 -> hidden (-> hidden ...) -> 10 with ReLUs, its linear layers named fc1, fc2, ..."""
-    sizes = [64] + [hidden] * (depth - 1) + [10]
-    layers = OrderedDict()
-    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), 1):
-        layers[f"fc{i}"] = nn.Linear(n_in, n_out)
-        if i < depth:
-            layers[f"relu{i}"] = nn.ReLU()
-    return nn.Sequential(layers)
-
-
 def run(ctx: RunContext) -> None:
-    # matrices of 32x64: a second thread only adds synchronisation, and on a loaded 2-core machine its waits
-    # made each step 20-40 times slower (2.4 ms a step on one thread, 50-100 ms on two)
-    torch.set_num_threads(1)
     p = ctx.params
-    train, test = digits_split(ctx, p["test_size"], p["train_size"])
+    train, test = digits.split(ctx.input("digits"), p["test_size"], ctx.generator, p["train_size"])
     init = mlp(p["hidden"]).state_dict()
     order_seed = int(torch.randint(2**31, (), generator=ctx.generator))
     errors = [0.0]

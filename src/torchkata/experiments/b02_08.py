@@ -8,7 +8,7 @@ import statistics
 
 import torch
 
-from torchkata.experiments.a06 import digits_split
+from torchkata.data import digits
 from torchkata.pipeline.runner import RunContext
 from torchkata.training.loop import fit, plot_histories
 
@@ -25,9 +25,8 @@ SETUPS = {"vanishing": ("sigmoid", "small", "sigmoid, small init (std 0.1)"), "h
 
 
 def run(ctx: RunContext) -> None:
-    torch.set_num_threads(1)  # tiny matrices: see a06
     p, flow = ctx.params, ctx.impl
-    train, test = digits_split(ctx, p["test_size"], p["train_size"])
+    train, test = digits.split(ctx.input("digits"), p["test_size"], ctx.generator, p["train_size"])
     sizes = [64] + [p["width"]] * (p["depth"] - 1) + [10]
     init_seed, order_seed = (int(s) for s in torch.randint(2**31, (2,), generator=ctx.generator))
 

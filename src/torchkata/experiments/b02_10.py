@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchkata.experiments.a06 import digits_split, mlp
+from torchkata.data import digits
+from torchkata.training.models import mlp
 from torchkata.pipeline.runner import RunContext
 from torchkata.training.loop import fit, plot_histories
 
@@ -32,9 +33,8 @@ def bn_mlp(hidden: int) -> nn.Sequential:
 
 
 def run(ctx: RunContext) -> None:
-    torch.set_num_threads(1)  # tiny matrices: see a06
     p, k = ctx.params, ctx.params["micro_batches"]
-    train, test = digits_split(ctx, p["test_size"], p["train_size"])
+    train, test = digits.split(ctx.input("digits"), p["test_size"], ctx.generator, p["train_size"])
     models = {"MLP": mlp(p["hidden"]), "MLP with batch norm": bn_mlp(p["hidden"])}
     inits = {name: copy.deepcopy(model.state_dict()) for name, model in models.items()}  # not the live tensors
     order_seed = int(torch.randint(2**31, (), generator=ctx.generator))

@@ -9,7 +9,8 @@ import time
 
 import torch
 
-from torchkata.experiments.a06 import digits_split, mlp
+from torchkata.data import digits
+from torchkata.training.models import mlp
 from torchkata.pipeline.runner import RunContext
 from torchkata.training.loop import fit, plot_histories
 
@@ -24,9 +25,8 @@ SCALES = {
 
 
 def run(ctx: RunContext) -> None:
-    torch.set_num_threads(1)  # tiny matrices: see a06
     p, hooks = ctx.params, ctx.impl
-    train, test = digits_split(ctx, p["test_size"], p["train_size"])
+    train, test = digits.split(ctx.input("digits"), p["test_size"], ctx.generator, p["train_size"])
     init = mlp(p["hidden"]).state_dict()
     order_seed = int(torch.randint(2**31, (), generator=ctx.generator))
     # name (an MLflow metric name: letters, digits, _ - . space : /): (the hook on a model, the same change by hand on a gradient, the module it applies to)

@@ -28,7 +28,6 @@ def deep_blocks(depth: int, width: int, dropout: float) -> nn.Sequential:
 
 
 def run(ctx: RunContext) -> None:
-    torch.set_num_threads(1)  # the timing ratios on a shared 2-core machine: one thread waits less on the other
     p, impl = ctx.params, ctx.impl
     blocks = deep_blocks(p["depth"], p["width"], p["dropout"])
     x = torch.randn(p["batch"], p["width"], generator=ctx.generator).requires_grad_()
