@@ -24,3 +24,13 @@ def prepare(out: str | Path) -> Path:
 
 def load(folder: str | Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(Path(folder) / "digits.pt", required_keys=("images", "labels"))
+
+
+def split(folder: str | Path, test_size: int, generator: torch.Generator, train_size: int | None = None):
+    """The digits as float features in [0, 1] (64 per image), split by a seeded permutation:
+    ((x_train, y_train), (x_test, y_test)), the training part cut to `train_size` where given."""
+    digits = load(folder)
+    x, y = digits["images"].flatten(1).float() / MAX_VALUE, digits["labels"]
+    order = torch.randperm(len(x), generator=generator)
+    test, train = order[:test_size], order[test_size:][:train_size]
+    return (x[train], y[train]), (x[test], y[test])
