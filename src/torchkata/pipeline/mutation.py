@@ -55,8 +55,9 @@ from torchkata.pipeline.catalog import ROOT, CatalogError, load_catalog
 
 TOOL = "cosmic-ray"
 EQUIVALENTS_FILE = "equivalent_mutants.yaml"
-# Imported once by the server (each child then finds them loaded); what is not installed is left out.
-PRELOAD = ("numpy", "torch", "pytest", "_pytest.python", "_pytest.fixtures", "torchkata.pipeline.catalog",
+# Imported once by the server (each child then finds them loaded); what is not installed is left out. torch._dynamo:
+# tests/conftest.py imports it for every grading (2.7 s).
+PRELOAD = ("numpy", "torch", "torch._dynamo", "pytest", "_pytest.python", "_pytest.fixtures", "torchkata.pipeline.catalog",
            "torchkata.pipeline.extensions", "torchkata.pipeline.tracking")
 DEFAULT_JOBS = 2
 PYTEST_ARGS = ("--impl", "starter", "-x", "-q", "--no-header", "-p", "no:cacheprovider")
