@@ -1,0 +1,1 @@
+"""Optimizers written by hand, each matching its torch.optim counterpart step for step."""
