@@ -52,16 +52,18 @@ class ModuleList(nn.Module):
 
 
 def block(width: int) -> nn.Sequential:
-    """One residual branch: Linear(width, width), ReLU, Linear(width, width) (given: the tests build twins with it)."""
-    return nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+    """One residual branch, an nn.Sequential of Linear(width, width), ReLU, Linear(width, width) (so that block[0] and
+    block[2] are its two layers)."""
+    raise NotImplementedError("a11: write block")
 
 
 class DynamicDepthMLP(nn.Module):
-    """stem = Linear(features, width) and relu; `blocks` = container(block(width) for each of `depth`): h = h + block(h);
+    """stem = Linear(features, width) and relu; `blocks` = container(block(width) for each of `depth`), the container
+    your ModuleList when None: h = h + block(h);
     head = Linear(width, classes). forward(x, depth=None) runs the first `depth` blocks (all when None; a ValueError
     naming depth outside 0..len(blocks)). grow() appends a block that leaves the output unchanged and still learns."""
 
-    def __init__(self, features: int, width: int, classes: int, depth: int, container: type = ModuleList):
+    def __init__(self, features: int, width: int, classes: int, depth: int, container: type | None = None):
         super().__init__()
         raise NotImplementedError("a11: write DynamicDepthMLP")
 

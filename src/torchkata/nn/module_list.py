@@ -81,10 +81,10 @@ class DynamicDepthMLP(nn.Module):
     network computes the same function as before, and the new block still learns (zeroing the first layer instead
     would leave relu's gradient 0 at 0, and the block dead)."""
 
-    def __init__(self, features: int, width: int, classes: int, depth: int, container: type = ModuleList):
+    def __init__(self, features: int, width: int, classes: int, depth: int, container: type | None = None):
         super().__init__()
         self.stem = nn.Linear(features, width)
-        self.blocks = container(block(width) for _ in range(depth))
+        self.blocks = (container or ModuleList)(block(width) for _ in range(depth))  # ours unless told otherwise
         self.head = nn.Linear(width, classes)
 
     def forward(self, x: Tensor, depth: int | None = None) -> Tensor:
