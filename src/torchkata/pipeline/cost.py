@@ -14,9 +14,8 @@ and the catalog's overhead is projected as fixed + 181 x per exercise. Spreading
 assumes they pack perfectly, so the per-exercise figure is an upper bound where exercises wait on each other.
 
 `torchkata cost --tests` runs the README's test command (`pytest -n 2 --dist loadgroup`) with a JUnit report and
-projects it to the catalog: the pipeline's tests are one group on one worker; each exercise's test file is a job,
-measured where the exercise is done and at the done exercises' mean where it is planned; the jobs are packed onto
-the workers longest first, and the measured wall time beyond the packed one (start-up, collection) is added.
+projects it to the catalog: its measured wall time, plus, for each exercise without a test file yet, the mean of
+the measured exercises' test files, spread over the workers.
 
 `torchkata cost --main` projects the main job (`snakemake --cores 8 all` at the default scale): every
 exercise's runs (its variance seeds and the determinism rerun), each as long as its measured runs where the
@@ -181,11 +180,11 @@ def project_tests(catalog: Catalog, files: dict[str, float], wall: float, worker
     measured = {eid: files[f] for eid, f in exercise_files.items() if f in files}
     others = sum(t for f, t in files.items() if f not in exercise_files.values())
     mean = statistics.mean(measured.values()) if measured else EXERCISE_TESTS_BUDGET_S
-    startup = max(0.0, wall - pack([others, *measured.values()], workers))
-    at_catalog = pack([others, *measured.values(), *[mean] * (len(exercise_files) - len(measured))], workers)
+    missing = len(exercise_files) - len(measured)
+    # each exercise still to come adds its test file's time, spread over the workers like those measured
     return {"workers": workers, "wall_s": wall, "pipeline_tests_s": others, "exercise_tests_s": measured,
             "exercise_mean_s": mean, "over_budget": {k: v for k, v in measured.items() if v > EXERCISE_TESTS_BUDGET_S},
-            "startup_s": startup, "projected_s": startup + at_catalog, "budget_s": TEST_COMMAND_BUDGET_S}
+            "projected_s": wall + missing * mean / workers, "budget_s": TEST_COMMAND_BUDGET_S}
 
 
 def tests_report(result: dict) -> str:
@@ -194,7 +193,7 @@ def tests_report(result: dict) -> str:
              f"(exit {result['exit_code']}), {len(result['exercise_tests_s'])} exercises' test files "
              f"(mean {result['exercise_mean_s']:.1f} s each) and {result['pipeline_tests_s']:.0f} s of the others' tests",
              f"  projected to the catalog's exercises: {result['projected_s'] / 60:.1f} min "
-             f"(budget {result['budget_s'] / 60:.0f} min; start-up and collection {result['startup_s']:.0f} s)",
+             f"(budget {result['budget_s'] / 60:.0f} min)",
              "  slowest exercise files: " + ", ".join(f"{k} {v:.1f} s" for k, v in slowest)]
     lines += [f"  OVER {EXERCISE_TESTS_BUDGET_S:.0f} s: {k} {v:.1f} s" for k, v in result["over_budget"].items()]
     return "\n".join(lines)
