@@ -34,3 +34,16 @@ def split(folder: str | Path, test_size: int, generator: torch.Generator, train_
     order = torch.randperm(len(x), generator=generator)
     test, train = order[:test_size], order[test_size:][:train_size]
     return (x[train], y[train]), (x[test], y[test])
+
+
+def standardized_split(folder: str | Path, test_fraction: float, generator: torch.Generator,
+                       train_size: int | None = None):
+    """The digits as a table (features in [0, 1]) split by tables.split, the training rows cut to `train_size` and
+    both parts standardised with the training rows' statistics: ((x_train, y_train), (x_test, y_test))."""
+    from torchkata.data import tables
+
+    data = load(folder)
+    table = {"features": data["images"].flatten(1).float() / MAX_VALUE, "targets": data["labels"]}
+    train, test = tables.split(table, test_fraction, generator)
+    x_train, x_test = tables.standardize(train["features"][:train_size], test["features"])
+    return (x_train, train["targets"][:train_size]), (x_test, test["targets"])

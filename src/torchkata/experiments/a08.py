@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from torchkata.data import digits, tables
+from torchkata.data import digits
 from torchkata.pipeline.runner import RunContext
 from torchkata.training.loop import fit, plot_histories
 
@@ -31,11 +31,8 @@ def mean_and_std(histories: list[list[dict]]) -> tuple[list[dict], dict[str, lis
 
 def run(ctx: RunContext) -> None:
     p, g, impl = ctx.params, ctx.generator, ctx.impl
-    data = digits.load(ctx.input("digits"))
-    table = {"features": data["images"].flatten(1).float() / digits.MAX_VALUE, "targets": data["labels"]}
-    train, test = tables.split(table, TEST_FRACTION, g)
-    x_train, x_test = tables.standardize(train["features"][:p["train_size"]], test["features"])
-    y_train, y_test = train["targets"][:p["train_size"]], test["targets"]
+    (x_train, y_train), (x_test, y_test) = digits.standardized_split(ctx.input("digits"), TEST_FRACTION, g,
+                                                                     p["train_size"])
     features, classes = x_train.shape[1], 10
 
     # on real data: the shared layer's gradient is the sum of the untied copy's two

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from torchkata.data import digits, tables
+from torchkata.data import digits
 from torchkata.pipeline.runner import RunContext
 from torchkata.training.loop import fit, plot_histories
 
@@ -20,11 +20,8 @@ TEST_FRACTION = 0.2
 
 def run(ctx: RunContext) -> None:
     p, g, impl = ctx.params, ctx.generator, ctx.impl
-    data = digits.load(ctx.input("digits"))
-    table = {"features": data["images"].flatten(1).float() / digits.MAX_VALUE, "targets": data["labels"]}
-    train, test = tables.split(table, TEST_FRACTION, g)
-    x_train, x_test = tables.standardize(train["features"][:p["train_size"]], test["features"])
-    y_train, y_test = train["targets"][:p["train_size"]], test["targets"]
+    (x_train, y_train), (x_test, y_test) = digits.standardized_split(ctx.input("digits"), TEST_FRACTION, g,
+                                                                     p["train_size"])
 
     histories, seed = {}, int(torch.randint(0, 2**31, (), generator=g))
     for name, sizes in (("mlp", [64, *p["hidden"], 10]), ("logistic_regression", [64, 10])):
