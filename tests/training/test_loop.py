@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchkata.training.loop import batch_order, evaluate, fit, plot_histories, train_epoch
+from torchkata.training.loop import batch_order, evaluate, fit, mean_std, over_seeds, plot_histories, train_epoch
 
 
 def data(n=40, features=5, classes=3, seed=0):
@@ -130,3 +130,24 @@ def test_plot_histories_writes_a_figure(tmp_path):
                for e in (1, 2)]
     path = plot_histories(Ctx(), {"a": history, "b": history}, "t", errors={"a": {"test_accuracy": [0.01, 0.02]}})
     assert path.stat().st_size > 1000
+
+
+def test_mean_std_is_the_sample_spread_over_seeds():
+    values = [0.91, 0.93, 0.95, 0.89]
+    mean, std = mean_std(values)
+    assert mean == pytest.approx(torch.tensor(values, dtype=torch.float64).mean().item())
+    assert std == pytest.approx(torch.tensor(values, dtype=torch.float64).std().item())  # n - 1, as torch.std
+    assert mean_std([0.5]) == (0.5, 0.0)
+    with pytest.raises(ValueError, match="at least one"):
+        mean_std([])
+
+
+def test_over_seeds_gives_the_mean_curve_and_its_band_per_epoch():
+    runs = [[{"epoch": 1, "loss": 1.0 + s, "acc": 0.5 * s}, {"epoch": 2, "loss": 0.5 * s, "acc": 0.9}] for s in range(3)]
+    mean, errors = over_seeds(runs)
+    assert [h["epoch"] for h in mean] == [1, 2]
+    assert mean[0]["loss"] == pytest.approx(2.0) and mean[1]["loss"] == pytest.approx(0.5)
+    assert errors["loss"] == pytest.approx([1.0, 0.5]) and errors["acc"] == pytest.approx([0.5, 0.0])
+    assert "epoch" not in errors
+    with pytest.raises(ValueError, match="equal length"):
+        over_seeds([runs[0], runs[1][:1]])

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from torchkata.data import digits
 from torchkata.pipeline.runner import RunContext
-from torchkata.training.loop import fit, plot_histories
+from torchkata.training.loop import fit, mean_std, over_seeds, plot_histories
 
 SCALES = {
     "smoke": {"train_size": 300, "epochs": 1, "repeats": 1, "batch_size": 32, "lr": 3e-3},
@@ -17,16 +17,6 @@ SCALES = {
     "full": {"train_size": None, "epochs": 100, "repeats": 20, "batch_size": 32, "lr": 1e-3},
 }
 TEST_FRACTION = 0.2
-KEYS = ("train_loss", "test_loss", "test_accuracy")
-
-
-def mean_and_std(histories: list[list[dict]]) -> tuple[list[dict], dict[str, list[float]]]:
-    """Per-epoch mean history over repeats and the per-epoch sample std of each key (0 for one repeat)."""
-    values = {k: torch.tensor([[h[k] for h in history] for history in histories], dtype=torch.float64) for k in KEYS}
-    std = {k: (v.std(0) if len(histories) > 1 else torch.zeros(v.shape[1], dtype=torch.float64)).tolist()
-           for k, v in values.items()}
-    mean = [{"epoch": e + 1} | {k: float(values[k][:, e].mean()) for k in KEYS} for e in range(values["test_loss"].shape[1])]
-    return mean, std
 
 
 def run(ctx: RunContext) -> None:
@@ -55,12 +45,11 @@ def run(ctx: RunContext) -> None:
                                        log=ctx.log if repeat == 0 else None, prefix=f"{name}/"))
             ctx.metrics[f"{name}_parameters"] = impl.parameter_count(model)
             ctx.metrics[f"{name}_optimizer_tensors"] = sum(len(group["params"]) for group in optimizer.param_groups)
-    summary = {name: mean_and_std(runs) for name, runs in histories.items()}
+    summary = {name: over_seeds(runs) for name, runs in histories.items()}
     for name, runs in histories.items():
-        accuracies = torch.tensor([run[-1]["test_accuracy"] for run in runs], dtype=torch.float64)
-        ctx.metrics[f"{name}_test_accuracy"] = float(accuracies.mean())
-        ctx.metrics[f"{name}_test_accuracy_std"] = float(accuracies.std()) if len(runs) > 1 else 0.0
-        ctx.metrics[f"{name}_test_accuracies"] = accuracies.tolist()
+        accuracies = [run[-1]["test_accuracy"] for run in runs]
+        ctx.metrics[f"{name}_test_accuracy"], ctx.metrics[f"{name}_test_accuracy_std"] = mean_std(accuracies)
+        ctx.metrics[f"{name}_test_accuracies"] = accuracies
     ctx.metrics.update(test_accuracy=ctx.metrics["tied_test_accuracy"], repeats=p["repeats"], epochs=p["epochs"],
                        train_samples=len(x_train), test_samples=len(x_test))
     ctx.bench["train_seconds"] = {name: sum(h["seconds"] for run in runs for h in run) for name, runs in histories.items()}

@@ -11,7 +11,7 @@ from torch import nn
 
 from torchkata.data import digits
 from torchkata.experiments.b02_04 import bench_steps
-from torchkata.training.loop import fit, plot_histories
+from torchkata.training.loop import fit, mean_std, over_seeds, plot_histories
 
 SCALES = {
     "smoke": {"train_size": 200, "seeds": 1, "epochs": 1, "hidden": 64, "batch_size": 32, "lr": 0.05,
@@ -46,7 +46,7 @@ def run(ctx) -> None:
     train_idx, test_idx = order[:p["train_size"]], order[p["train_size"]:]
     train, test = (images[train_idx], labels[train_idx]), (images[test_idx], labels[test_idx])
 
-    histories, norms, finals = {}, {}, {}
+    histories, errors, norms, finals = {}, {}, {}, {}
     for name, (label, options) in variants(p).items():
         runs, curves = [], []
         for k in range(p["seeds"]):
@@ -60,12 +60,9 @@ def run(ctx) -> None:
                             before_step=lambda m, step, curve=curve: curve.append(weight_norm(m))))
             curve.append(weight_norm(model))
             curves.append(curve)
-        histories[name] = [{key: statistics.fmean(r[e][key] for r in runs) for key in runs[0][e]} for e in
-                           range(p["epochs"])]
-        histories[name + "_std"] = [{key: statistics.pstdev(r[e][key] for r in runs) for key in runs[0][e]} for e in
-                                    range(p["epochs"])]
+        histories[name], errors[name] = over_seeds(runs)
         norms[name] = [statistics.fmean(c[i] for c in curves) for i in range(len(curves[0]))]
-        finals[name] = {key: (statistics.fmean(v), statistics.pstdev(v)) for key, v in {
+        finals[name] = {key: mean_std(v) for key, v in {
             "test_accuracy": [r[-1]["test_accuracy"] for r in runs], "test_loss": [r[-1]["test_loss"] for r in runs],
             "train_loss": [r[-1]["train_loss"] for r in runs], "weight_norm": [c[-1] for c in curves]}.items()}
 
@@ -77,11 +74,9 @@ def run(ctx) -> None:
         seeds=p["seeds"], epochs=p["epochs"], train_size=p["train_size"], test_size=len(test_idx))
 
     labels = {name: label for name, (label, _) in variants(p).items()}
-    means = {labels[name]: histories[name] for name in labels}
-    errors = {labels[name]: {key: [e[key] for e in histories[name + "_std"]]
-                             for key in ("train_loss", "test_loss", "test_accuracy")} for name in labels}
-    plot_histories(ctx, means, f"b02-09: digits ({p['train_size']} train), ±std of {p['seeds']} seeds",
-                   errors=errors)
+    plot_histories(ctx, {labels[name]: histories[name] for name in labels},
+                   f"b02-09: digits ({p['train_size']} train), ±std of {p['seeds']} seeds",
+                   errors={labels[name]: errors[name] for name in labels})
     fig = ctx.figure(figsize=(5.5, 3.6))
     ax = fig.subplots()
     for name, norm in norms.items():

@@ -4,15 +4,13 @@ its derivatives, and a small MLP on Fashion-MNIST with Snake against the same ML
 (mean ± std)."""
 from __future__ import annotations
 
-import statistics
-
 import torch
 from torch import nn
 
 from torchkata.autograd.timing import forward_backward
 from torchkata.data import fashion_mnist
 from torchkata.pipeline.runner import RunContext
-from torchkata.training.loop import fit, plot_histories
+from torchkata.training.loop import fit, mean_std, over_seeds, plot_histories
 
 SCALES = {
     "smoke": {"cases": 3, "train_size": 500, "test_size": 500, "epochs": 1, "seeds": 1, "hidden": [64, 32],
@@ -88,13 +86,12 @@ def run(ctx: RunContext) -> None:
                                   torch.Generator().manual_seed(ctx.seed * 1000 + k)))
             if name == "snake":
                 learnt = torch.cat([m.alpha.detach() for m in model if isinstance(m, impl.Snake)])
-    mean = {name: [{key: statistics.fmean(r[e][key] for r in rs) for key in rs[0][e]} for e in range(p["epochs"])]
-            for name, rs in runs.items()}
-    std = {name: {key: [statistics.pstdev(r[e][key] for r in rs) for e in range(p["epochs"])]
-                  for key in ("train_loss", "test_loss", "test_accuracy")} for name, rs in runs.items()}
-    stats = (("mean", statistics.fmean), ("std", statistics.pstdev))
+    mean, std = {}, {}
+    for name, rs in runs.items():
+        mean[name], std[name] = over_seeds(rs)
     keys = ("test_accuracy", "test_loss", "train_loss")
-    final = {name: {f"{key}_{stat}": fn([r[-1][key] for r in rs]) for key in keys for stat, fn in stats}
+    final = {name: {f"{key}_{stat}": value for key in keys
+                    for stat, value in zip(("mean", "std"), mean_std([r[-1][key] for r in rs]))}
              for name, rs in runs.items()}
     alpha_stats = {"mean": float(learnt.mean()), "min": float(learnt.min()), "max": float(learnt.max())}
     ctx.metrics["training"] = final | {"seeds": p["seeds"], "epochs": p["epochs"], "train_images": p["train_size"],

@@ -11,8 +11,9 @@ and a scheduler stepped once per epoch.
 """
 from __future__ import annotations
 
+import statistics
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -107,6 +108,26 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train: tuple[Tensor,
                     log(prefix + key, value, epoch)
         history.append(record | {"seconds": seconds})
     return history
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0 for a single value) of a result over seeds."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("mean_std needs at least one value")
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def over_seeds(runs: list[list[dict]]) -> tuple[list[dict], dict[str, list[float]]]:
+    """Histories of the same training over several seeds -> (the per-epoch mean history, each key's per-epoch
+    sample std): the curve and the `errors` band that plot_histories takes. Runs must have the same epochs."""
+    if not runs or any(len(run) != len(runs[0]) for run in runs):
+        raise ValueError(f"over_seeds needs runs of equal length, got lengths {[len(run) for run in runs]}")
+    keys = [key for key in runs[0][0] if key != "epoch"] if runs[0] else []
+    per_epoch = [{key: mean_std([run[e][key] for run in runs]) for key in keys} for e in range(len(runs[0]))]
+    mean = [{"epoch": runs[0][e]["epoch"]} | {key: m for key, (m, _) in stats.items()}
+            for e, stats in enumerate(per_epoch)]
+    return mean, {key: [stats[key][1] for stats in per_epoch] for key in keys}
 
 
 def plot_histories(ctx, histories: dict[str, list[dict]], title: str, name: str = "training_curves",
