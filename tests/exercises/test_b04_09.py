@@ -117,9 +117,9 @@ def check_footprint_details(dilated):
     conv = nn.Conv2d(2, 2, 1, bias=False)
     with torch.no_grad():
         conv.weight.copy_(torch.tensor([[1.0, -2.0], [0.0, 0.5]]).reshape(2, 2, 1, 1))
-    footprint = dilated.gradient_footprint(conv, torch.randn(3, 2, 4, 7))
-    want = torch.zeros(4, 7)
-    want[1, 3] = abs(1.0 + 0.0) + abs(-2.0 + 0.5)  # each input channel: |sum over the output channels|
+    footprint = dilated.gradient_footprint(conv, torch.randn(3, 2, 6, 8))  # even sizes: centre (2, 3)
+    want = torch.zeros(6, 8)
+    want[2, 3] = abs(1.0 + 0.0) + abs(-2.0 + 0.5)  # each input channel: |sum over the output channels|
     torch.testing.assert_close(footprint, want)
     x = torch.randn(1, 2, 4, 7)
     dilated.gradient_footprint(conv, x)
@@ -134,6 +134,9 @@ def check_extent(dilated):
     grid[4, 7] = -0.5  # negative gradients count
     grid[3, 1] = 1e-30
     assert dilated.extent(grid) == (3, 7)
+    pair = torch.zeros(5, 5)
+    pair[1:3, 3:5] = 1.0  # spans of 2 (an odd difference between first and last)
+    assert dilated.extent(pair) == (2, 2)
 
 
 def check_errors(dilated):
