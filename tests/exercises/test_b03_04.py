@@ -44,9 +44,8 @@ def check_training_and_running_stats(bn):
         for momentum in (0.1, 0.5, None):
             ours, theirs = pair(bn, momentum=momentum)
             for x in batches(shape):
-                torch.testing.assert_close(ours(x), theirs(x), **TOL)
-                torch.testing.assert_close(ours.running_mean, theirs.running_mean, **TOL)
-                torch.testing.assert_close(ours.running_var, theirs.running_var, **TOL)
+                torch.testing.assert_close((ours(x), ours.running_mean, ours.running_var),
+                                           (theirs(x), theirs.running_mean, theirs.running_var), **TOL)
             assert int(ours.num_batches_tracked) == int(theirs.num_batches_tracked) == 4
 
 
@@ -101,6 +100,23 @@ def check_gradients(bn):
     assert torch.autograd.gradcheck(lambda x, w, b: bn.batch_norm(x, mean + 1, var * 2, w, b, False), (x, w, b))
 
 
+def check_function_defaults(bn):
+    # batch_norm's own defaults are F.batch_norm's: momentum 0.1, eps 1e-5
+    x = batches((6, 3), 1)[0] * 1e-3  # a variance of ~1e-5: eps matters
+    mean, var = torch.zeros(3), torch.ones(3)
+    theirs_mean, theirs_var = mean.clone(), var.clone()
+    out = bn.batch_norm(x, mean, var, None, None, True)
+    expected = torch.nn.functional.batch_norm(x, theirs_mean, theirs_var, training=True)
+    torch.testing.assert_close(out, expected, **TOL)
+    torch.testing.assert_close((mean, var), (theirs_mean, theirs_var), **TOL)
+
+
+def check_many_channels(bn):
+    ours, theirs = pair(bn, channels=300)  # beyond the small ints that Python keeps as single objects
+    x = torch.randn(4, 300)
+    torch.testing.assert_close(ours(x), theirs(x), **TOL)
+
+
 def check_layouts_and_dtypes(bn):
     ours, theirs = pair(bn)
     x = batches((5, 9), 1)[0].t()  # non-contiguous [9, 5]
@@ -123,7 +139,7 @@ def check_bad_input(bn):
 
 
 CHECKS = [check_training_and_running_stats, check_eval_uses_running_stats, check_defaults_and_affine,
-          check_gradients, check_layouts_and_dtypes, check_bad_input]
+          check_gradients, check_function_defaults, check_many_channels, check_layouts_and_dtypes, check_bad_input]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)

@@ -22,6 +22,11 @@ def small_mlp(seed=0):
     return nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.LayerNorm(5), nn.Linear(5, 3))
 
 
+def check_weights_of_any_rank(upd):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3))
+    assert list(upd.weights(model)) == ["0.weight", "2.weight"]  # a 4-d kernel is a weight too
+
+
 def check_ratio_by_hand(upd):
     before = {"w": torch.tensor([[3.0, 4.0]]), "v": torch.tensor([[1.0], [0.0]])}
     after = {"w": torch.tensor([[3.0, 3.5]]), "v": torch.tensor([[1.0], [2.0]])}
@@ -48,6 +53,8 @@ def check_ratio_against_float64(upd):
     assert upd.update_ratios(before, before) == {"a": 0.0, "b": 0.0}
     with pytest.raises(ValueError, match="different"):
         upd.update_ratios(before, {"a": after["a"]})
+    with pytest.raises(ValueError, match="different"):  # a weight more after than before
+        upd.update_ratios({"a": before["a"]}, after)
 
 
 def check_weights_are_matrices_and_copies(upd):
@@ -84,7 +91,7 @@ def check_recorder_follows_each_step(upd):
 
 
 CHECKS = [check_ratio_by_hand, check_ratio_against_float64, check_weights_are_matrices_and_copies,
-          check_recorder_follows_each_step]
+          check_weights_of_any_rank, check_recorder_follows_each_step]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
