@@ -88,10 +88,13 @@ class Workflow:
     def dataset_source(self, name: str) -> list[str]:
         """[the configured folder of a dataset's raw files], or [] for a package's own copy; a clear error when
         the folder is not there."""
-        key = self.catalog.datasets[name]["config_key"]
+        spec = self.catalog.datasets[name]
+        key = spec["config_key"]
         if key is None:
             return []
         path = self.config["data"][key]
+        if not path and spec.get("optional_source"):  # no copy: the prepare step generates a stand-in
+            return []
         if not Path(path).is_dir():
             raise FileNotFoundError(
                 f"dataset {name}: config key data.{key} = {path!r} is not a folder. "
