@@ -63,9 +63,15 @@ def data_stages(catalog: Catalog) -> dict:
     for name, spec in catalog.datasets.items():
         key = spec["config_key"]
         source = f" --source ${{data.{key}}}" if key else ""
+        folder = [f"${{data.{key}}}"] if key else []
+        stage = {}
+        if key and spec.get("optional_source"):
+            # the folder may be left empty (a stand-in is generated): the stage follows the config value instead
+            source, folder, stage = f" --source=${{data.{key}}}", [], {"params": [{"config.yaml": [f"data.{key}"]}]}
         stages[name.replace("-", "_")] = {
             "cmd": f"python scripts/prepare_data.py {name}{source} --out data/{name}",
-            "deps": [*([f"${{data.{key}}}"] if key else []), "scripts/prepare_data.py", "src/torchkata/data"],
+            "deps": [*folder, "scripts/prepare_data.py", "src/torchkata/data"],
+            **stage,
             "outs": [f"data/{name}"],
         }
     return stages
