@@ -144,7 +144,8 @@ def check_images(tb, run):
 
 def check_image_errors(tb, run):
     with tempfile.TemporaryDirectory() as folder, tb.TensorBoardLog(folder) as logger:
-        for bad, words in [(torch.rand(1, 5, 4), r"\(1, 5, 4\)"), (torch.rand(2, 2, 5, 4), r"\(2, 2, 5, 4\)"),
+        for bad, words in [(torch.rand(1, 5, 4), r"\(1, 5, 4\)"), (torch.rand(2, 3, 4), r"\(2, 3, 4\)"),
+                           (torch.rand(1, 1, 1, 2, 2), r"\(1, 1, 1, 2, 2\)"), (torch.rand(2, 2, 5, 4), r"\(2, 2, 5, 4\)"),
                            (torch.rand(0, 1, 5, 4), r"\(0, 1, 5, 4\)"),
                            (torch.randint(0, 255, (2, 1, 5, 4), dtype=torch.uint8), "uint8"),
                            (torch.tensor([[[[0.0, 2.0]]]]), r"\[0, 2\]"), (torch.full((1, 1, 2, 2), -0.5), r"-0.5")]:
