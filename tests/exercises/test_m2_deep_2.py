@@ -134,7 +134,8 @@ def check_bad_settings_named(scaling):
     for options, name in [(dict(init_scale=0.0), "init_scale"), (dict(init_scale=-4.0), "init_scale"),
                           (dict(init_scale=INF), "init_scale"), (dict(growth_factor=0.5), "growth_factor"),
                           (dict(growth_factor=1.0), "growth_factor"), (dict(backoff_factor=1.0), "backoff_factor"),
-                          (dict(backoff_factor=0.0), "backoff_factor"), (dict(growth_interval=0), "growth_interval")]:
+                          (dict(backoff_factor=0.0), "backoff_factor"),
+                          (dict(backoff_factor=-0.5), "backoff_factor"), (dict(growth_interval=0), "growth_interval")]:
         with pytest.raises(ValueError, match=name):
             scaling.DynamicLossScaler(**options)
     scaling.DynamicLossScaler(init_scale=1e-3, growth_factor=1.001, backoff_factor=0.999, growth_interval=1)
