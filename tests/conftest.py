@@ -29,17 +29,17 @@ def pytest_configure(config):
                                        "rejected); not part of a learner's grade")
 
 
-# Tests that run the pipeline share session fixtures (one finished smoke DAG, one built extension) and start
-# processes of their own: under pytest-xdist (`-n 2 --dist loadgroup`) they all go to one worker, and each
-# exercise's test file (its module-scoped fixtures) goes whole to whichever worker is free.
-PIPELINE_DIRS = ("pipeline", "cluster", "report", "data")
+# The tests that look at one finished smoke DAG share it as a session fixture (`smoke_project`), which each
+# pytest-xdist worker would otherwise build again: under `-n 2 --dist loadgroup` these files go to one worker as one
+# unit, and every other test file goes whole to whichever worker is free (tests/pipeline/test_imports.py checks
+# that the list names every file that uses the fixture).
+SHARED_DAG_FILES = ("tests/cluster/test_slurm.py", "tests/pipeline/test_workflow.py", "tests/report/test_report_browser.py")
 
 
 def work_unit(nodeid: str) -> str:
-    """What a worker takes whole: all of the pipeline's tests together, else the test's file."""
+    """What a worker takes whole: the files that share the smoke DAG together, else the test's file."""
     path = nodeid.split("::")[0]
-    folder = path.split("/")[-2] if "/" in path else ""
-    return "pipeline" if folder in PIPELINE_DIRS else path
+    return "shared-smoke-dag" if path in SHARED_DAG_FILES else path
 
 
 @pytest.hookimpl(optionalhook=True)

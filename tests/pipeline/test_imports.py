@@ -47,3 +47,11 @@ def test_the_import_reader_sees_every_import_there_is():
         assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level], f"{path}: relative import"
         if path.name == "__init__.py":
             assert all(isinstance(getattr(n, "value", None), ast.Constant) for n in tree.body), path
+
+
+def test_the_files_that_share_the_smoke_dag_are_scheduled_together():
+    from tests.conftest import SHARED_DAG_FILES
+
+    users = {str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py")
+             if "smoke_project" in p.read_text() and p != Path(__file__)}
+    assert users == set(SHARED_DAG_FILES)
