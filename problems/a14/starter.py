@@ -8,17 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-class ElementwiseOptimizer(torch.optim.Optimizer):
-    """The step shared by optimizers that update each parameter on its own: subclasses write
-    `_update(p, grad, group, state)`."""
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Run the closure (with grad enabled) when given one; then, for every parameter p of every group that has
-        a gradient, call self._update(p, g, group, self.state[p]) with g = p.grad, negated when group["maximize"].
-        Return the closure's loss, or None."""
-        raise NotImplementedError("a14: write ElementwiseOptimizer.step")
+from torchkata.optim.sgd import ElementwiseOptimizer  # b02-04's loop: step() calls your _update per parameter
 
 
 class Adam(ElementwiseOptimizer):

@@ -25,23 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-class ElementwiseOptimizer(torch.optim.Optimizer):
-    """The step of an optimizer that updates each parameter on its own, from its group's hyper-parameters and its
-    own state: subclasses write `_update(p, grad, group, state)`."""
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One update of every parameter that has a gradient; returns closure()'s loss when given one."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, -p.grad if group["maximize"] else p.grad, group, self.state[p])
-        return loss
+from torchkata.optim.sgd import ElementwiseOptimizer  # the loop over parameters, b02-04's
 
 
 def _check(**values: float) -> None:
