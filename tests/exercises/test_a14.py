@@ -18,7 +18,8 @@ ADAM = [dict(lr=0.03, betas=(0.8, 0.95), eps=1e-3, weight_decay=0.05, amsgrad=Tr
 ADAMW = [dict(lr=0.01, weight_decay=0.2, amsgrad=True, maximize=True), dict(lr=0.01), dict(lr=0.02, weight_decay=0.5)]
 RMSPROP = [dict(lr=0.003, alpha=0.95, eps=0.1, momentum=0.8, centered=True, weight_decay=0.1, maximize=True),
            dict(lr=0.01), dict(lr=0.01, alpha=0.9, eps=0.1), dict(lr=0.01, weight_decay=0.2),
-           dict(lr=0.005, momentum=0.9), dict(lr=0.01, centered=True), dict(lr=0.005, momentum=0.5, centered=True)]
+           dict(lr=0.005, momentum=0.9), dict(lr=0.01, centered=True), dict(lr=0.005, momentum=0.5, centered=True),
+           dict(lr=0.005, alpha=0.3, centered=True)]  # alpha <= 0.5: 1 - alpha is not 1 % alpha
 TORCH = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW, "RMSprop": torch.optim.RMSprop}
 CASES = {"Adam": ADAM, "AdamW": ADAMW, "RMSprop": RMSPROP}
 
