@@ -8,7 +8,7 @@ from torchkata.extensions.kernel_bench import devices, plot_sweeps, relative_err
 from torchkata.pipeline.runner import RunContext
 
 SCALES = {
-    "smoke": {"trials": 6, "max_numel": 5000, "sweep": [1 << 12, 1 << 16], "bench_seconds": 0.02},
+    "smoke": {"trials": 2, "max_numel": 2000, "sweep": [1 << 12], "bench_seconds": 0.02},
     "default": {"trials": 40, "max_numel": 1 << 20, "sweep": [1 << 10, 1 << 14, 1 << 18, 1 << 22],
                 "bench_seconds": 0.3},
     "full": {"trials": 200, "max_numel": 1 << 24, "sweep": [1 << 10, 1 << 14, 1 << 18, 1 << 22, 1 << 25],
