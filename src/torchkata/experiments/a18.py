@@ -23,8 +23,8 @@ SCALES = {
     # 4 of 2 blocks (checkpoint_sequential cuts depth // segments blocks a segment, the rest in its last one: 3 would
     # be 2 + 2 + 4). A plain ReLU MLP much deeper than 8 blocks hardly trains on digits.
     "default": {"test_size": 297, "train_size": None, "width": 128, "depth": 8, "segments": 4,
-                "sweep": [0, 1, 2, 3, 4, 8], "memory_batch": 512, "memory_steps": 2, "epochs": 10, "batch_size": 64,
-                "lr": 1e-3, "bench_seconds": 0.3},
+                "sweep": [0, 1, 2, 3, 4, 8], "memory_batch": 512, "memory_steps": 2, "epochs": 8, "batch_size": 128,
+                "lr": 2e-3, "bench_seconds": 0.3},
     "full": {"test_size": 297, "train_size": None, "width": 256, "depth": 64, "segments": 8,
              "sweep": [0, 1, 2, 4, 8, 16, 32, 64], "memory_batch": 2048, "memory_steps": 2, "epochs": 20,
              "batch_size": 64, "lr": 1e-3, "bench_seconds": 1.0},
