@@ -1,54 +1,11 @@
-"""m2-core-1: the Adam you train a CIFAR-10 CNN with: bring your a14 solution (Adam and RMSprop, both graded here
-too, since the exercises share one module), as torch.optim.Optimizers step for step the same as torch.optim's.
+"""m2-core-1: the Adam you train a CIFAR-10 CNN with is the one you write for a14. The two exercises share one
+reference module and one grader, so there is one file to write: problems/a14/starter.py (ElementwiseOptimizer,
+Adam, AdamW, RMSprop). This starter runs that file here, so `torchkata check m2-core-1` grades your a14 solution.
 
 Grade it:  torchkata check m2-core-1
 """
-from __future__ import annotations
+from pathlib import Path
 
-import torch
-from torch import Tensor
-
-
-class ElementwiseOptimizer(torch.optim.Optimizer):
-    """The step shared by optimizers that update each parameter on its own: subclasses write
-    `_update(p, grad, group, state)`."""
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Run the closure (with grad enabled) when given one; then, for every parameter p of every group that has
-        a gradient, call self._update(p, g, group, self.state[p]) with g = p.grad, negated when group["maximize"].
-        Return the closure's loss, or None."""
-        raise NotImplementedError("m2-core-1: write ElementwiseOptimizer.step")
-
-
-class Adam(ElementwiseOptimizer):
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
-                 decoupled_weight_decay: bool = False):
-        """Validate as torch.optim.Adam does (a ValueError with torch's message naming the bad value: lr, eps and
-        weight_decay not negative, each beta in [0, 1)), then hand the options to Optimizer.__init__ as defaults."""
-        raise NotImplementedError("m2-core-1: write Adam.__init__")
-
-    def _update(self, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
-        """One Adam step of p, in place. Keep torch's state: "step", "exp_avg", "exp_avg_sq" (and "max_exp_avg_sq"
-        with amsgrad), created on the parameter's first step. Never change p.grad."""
-        raise NotImplementedError("m2-core-1: write Adam._update")
-
-
-class AdamW(Adam):
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False):
-        """Adam with decoupled weight decay, torch.optim.AdamW's defaults."""
-        raise NotImplementedError("m2-core-1: write AdamW.__init__")
-
-
-class RMSprop(ElementwiseOptimizer):
-    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
-                 momentum: float = 0.0, centered: bool = False, *, maximize: bool = False):
-        """Validate as torch.optim.RMSprop does (lr, eps, momentum, weight_decay, alpha not negative)."""
-        raise NotImplementedError("m2-core-1: write RMSprop.__init__")
-
-    def _update(self, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
-        """One RMSprop step of p, in place. torch's state: "step", "square_avg", "momentum_buffer" (momentum > 0),
-        "grad_avg" (centered)."""
-        raise NotImplementedError("m2-core-1: write RMSprop._update")
+A14_STARTER = Path(__file__).resolve().parents[1] / "a14" / "starter.py"
+# executed in this module's namespace: its classes are this exercise's, graded here as they are in a14
+exec(compile(A14_STARTER.read_text(encoding="utf-8"), A14_STARTER, "exec"))
