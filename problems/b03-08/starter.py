@@ -1,5 +1,5 @@
-"""b03-08: Tanh, Sigmoid and GELU by hand (no torch.tanh, torch.sigmoid, F.gelu, nn.Tanh ...), each with a
-backward you write. ReLU is given: a05's.
+"""b03-08: Tanh, Sigmoid and GELU by hand (no torch.tanh, torch.sigmoid, F.gelu, nn.Tanh ...): Sigmoid and Tanh
+with a backward you write, GELU built on them (autograd differentiates it). ReLU is given: a05's.
 
 Grade it:  torchkata check b03-08
 """
@@ -22,7 +22,7 @@ def tanh(x: Tensor) -> Tensor:
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
-    """F.gelu's: x Φ(x) (approximate="none") or its tanh approximation (approximate="tanh"), with its gradient;
+    """F.gelu's: x Φ(x) (approximate="none") or its tanh approximation (approximate="tanh");
     ValueError naming `approximate` for anything else."""
     raise NotImplementedError("b03-08: write gelu")
 

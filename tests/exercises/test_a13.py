@@ -90,9 +90,9 @@ def check_attention_errors(attn):
         attn.scaled_dot_product_attention(q, q, q, torch.ones(5, 5, dtype=torch.bool), is_causal=True)
 
 
-def mha_pair(attn, dropout=0.0):
-    ours = attn.MultiheadSelfAttention(D, HEADS, dropout=dropout).double()
-    theirs = nn.MultiheadAttention(D, HEADS, dropout=dropout, batch_first=True).double()
+def mha_pair(attn, dropout=0.0, heads=HEADS):
+    ours = attn.MultiheadSelfAttention(D, heads, dropout=dropout).double()
+    theirs = nn.MultiheadAttention(D, heads, dropout=dropout, batch_first=True).double()
     ours.load_state_dict(theirs.state_dict())
     return ours, theirs
 
@@ -114,6 +114,10 @@ def check_self_attention_matches_mha(attn):
     x = torch.randn(3, 5, D, dtype=torch.float64)  # is_causal alone builds the causal mask
     causal = nn.Transformer.generate_square_subsequent_mask(5, dtype=torch.float64)
     torch.testing.assert_close(ours(x, is_causal=True), theirs(x, x, x, attn_mask=causal, need_weights=False)[0])
+    for heads in (1, 4):  # the padding mask broadcasts over any number of heads, not just over two
+        ours, theirs = mha_pair(attn, heads=heads)
+        torch.testing.assert_close(ours(x, key_padding_mask=padding()),
+                                   theirs(x, x, x, key_padding_mask=padding(), need_weights=False)[0])
 
 
 def check_parameters_as_nn(attn):
@@ -202,7 +206,7 @@ def check_errors(attn):
     with pytest.raises(ValueError, match="tanh"):
         attn.EncoderLayer(D, HEADS, activation="tanh")
     layer = attn.EncoderLayer(D, HEADS, FF)
-    for shape in [(5, D), (2, 5, D + 1)]:
+    for shape in [(5, D), (1, 2, 5, D), (2, 5, D + 1), (2, 5, D - 1)]:  # too few dims, too many, too wide, too narrow
         with pytest.raises(ValueError, match=re.escape(f"(N, L, {D})") + ".*" + re.escape(str(shape))):
             layer(torch.randn(shape))
 

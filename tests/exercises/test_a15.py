@@ -2,9 +2,7 @@
 warm-up it must equal torch.optim.lr_scheduler.PolynomialLR at every step of 1,000 (past total_iters too); with it,
 torch's SequentialLR of LinearLR and PolynomialLR; a hypothesis property over random settings; state_dict round trips;
 errors that name the argument."""
-import io
 import types
-import warnings
 
 import pytest
 import torch
@@ -12,37 +10,14 @@ from hypothesis import given, settings, strategies as st
 from torch.optim import lr_scheduler
 
 from grading import failing_checks
+from schedule_checks import STEPS, assert_no_torch_schedulers, hyper, optimizer, saved, torch_trajectory, trajectory
 
 EXERCISE = "a15"
-STEPS = 1000
 
 
 @pytest.fixture(scope="module")
 def polynomial(impl_for):
     return impl_for(EXERCISE)
-
-
-def optimizer() -> torch.optim.Optimizer:
-    groups = [{"params": [torch.nn.Parameter(torch.zeros(2))]},
-              {"params": [torch.nn.Parameter(torch.zeros(3))], "lr": 0.03}]
-    return torch.optim.SGD(groups, lr=0.1, momentum=0.9)
-
-
-def lrs(opt: torch.optim.Optimizer) -> list[float]:
-    return [group["lr"] for group in opt.param_groups]
-
-
-def trajectory(make, steps: int = STEPS) -> torch.Tensor:
-    """[steps, groups]: each group's lr at each step of the schedule make(optimizer) returns."""
-    opt = optimizer()
-    schedule, rows = make(opt), []
-    with warnings.catch_warnings():  # torch's wants an optimizer step first; there are no gradients to step on
-        warnings.filterwarnings("ignore", message="Detected call of")
-        for _ in range(steps):
-            assert schedule.get_last_lr() == lrs(opt)
-            rows.append(lrs(opt))
-            schedule.step()
-    return torch.tensor(rows, dtype=torch.float64)
 
 
 def torch_schedule(opt, total_iters=5, power=1.0, warmup_iters=0, warmup_start_factor=1 / 3):
@@ -54,8 +29,8 @@ def torch_schedule(opt, total_iters=5, power=1.0, warmup_iters=0, warmup_start_f
 
 
 def assert_same(polynomial, steps: int = STEPS, **options):
-    ours = trajectory(lambda opt: polynomial.PolynomialLR(opt, **options), steps)
-    want = trajectory(lambda opt: torch_schedule(opt, **options), steps)
+    ours = trajectory(lambda opt: polynomial.PolynomialLR(opt, **options), steps=steps)
+    want = torch_trajectory(("a15", repr(options), steps), lambda opt: torch_schedule(opt, **options), steps=steps)
     torch.testing.assert_close(ours, want, rtol=1e-9, atol=1e-12, msg=lambda m: f"{options}: {m}")
 
 
@@ -101,15 +76,9 @@ def check_builds_on_b03_09(polynomial):
     assert issubclass(polynomial.PolynomialLR, LRSchedule)  # extends the shared schedule, no copy of its machinery
 
 
-def saved(state: dict) -> dict:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
-
-
 def check_state_dict_round_trip(polynomial):
     options = dict(total_iters=600, power=2.0, warmup_iters=100, warmup_start_factor=0.1)
-    want = trajectory(lambda opt: torch_schedule(opt, **options))
+    want = torch_trajectory(("a15", repr(options), STEPS), lambda opt: torch_schedule(opt, **options))
     for restart in (50, 400, 800):  # in the warm-up, in the decay, after it
         opt = optimizer()
         schedule, rows = polynomial.PolynomialLR(opt, **options), []
@@ -121,7 +90,7 @@ def check_state_dict_round_trip(polynomial):
                 schedule = polynomial.PolynomialLR(opt)  # made with the defaults: the state brings the settings
                 opt.load_state_dict(opt_state)
                 schedule.load_state_dict(state)
-            rows.append(lrs(opt))
+            rows.append(hyper(opt))
             schedule.step()
         torch.testing.assert_close(torch.tensor(rows, dtype=torch.float64), want, rtol=1e-9, atol=1e-12,
                                    msg=lambda m: f"restarted at {restart}: {m}")
@@ -133,6 +102,7 @@ def check_errors_name_the_argument(polynomial):
            (dict(warmup_iters=-1), "warmup_iters"), (dict(warmup_iters=1.5), "warmup_iters"),
            (dict(warmup_iters=True), "warmup_iters"),
            (dict(warmup_iters=5, warmup_start_factor=0.0), "warmup_start_factor"),
+           (dict(warmup_iters=5, warmup_start_factor=-0.5), "warmup_start_factor"),
            (dict(warmup_iters=5, warmup_start_factor=1.5), "warmup_start_factor")]
     for options, name in bad:
         with pytest.raises(ValueError, match=name):
@@ -185,9 +155,6 @@ def test_broken_polynomial_is_rejected(name):
 
 @pytest.mark.suite_check
 def test_reference_does_not_use_torch_schedulers():
-    import inspect
-
     from torchkata.optim import polynomial as module
 
-    source = inspect.getsource(module)
-    assert "lr_scheduler." not in source and "import lr_scheduler" not in source
+    assert_no_torch_schedulers(module)

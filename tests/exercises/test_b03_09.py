@@ -1,18 +1,16 @@
 """b03-09: learning-rate schedules by hand (StepLR, CosineAnnealingLR, LinearLR warm-up, OneCycleLR with its
 momentum cycling), each run beside torch.optim.lr_scheduler's for 1,000 steps on two parameter groups with different
 learning rates: every step's lr (and momentum or beta1) equal to rounding; state_dict round trips; clear errors."""
-import io
 import types
-import warnings
 
 import pytest
 import torch
 from torch.optim import lr_scheduler
 
 from grading import failing_checks
+from schedule_checks import STEPS, assert_no_torch_schedulers, hyper, optimizer, saved, torch_trajectory, trajectory
 
 EXERCISE = "b03-09"
-STEPS = 1000
 
 
 @pytest.fixture(scope="module")
@@ -20,49 +18,15 @@ def schedules(impl_for):
     return impl_for(EXERCISE)
 
 
-def optimizer(kind: str = "sgd") -> torch.optim.Optimizer:
-    """Two groups with their own learning rates (and momentum for SGD, betas for Adam)."""
-    groups = [{"params": [torch.nn.Parameter(torch.zeros(2))]},
-              {"params": [torch.nn.Parameter(torch.zeros(3))], "lr": 0.03}]
-    if kind == "adam":
-        return torch.optim.Adam(groups, lr=0.1, betas=(0.9, 0.99))
-    return torch.optim.SGD(groups, lr=0.1, momentum=0.9)
-
-
-def hyper(opt: torch.optim.Optimizer) -> list[float]:
-    """What a schedule may set in each group: lr and momentum (beta1 and beta2 for Adam)."""
-    return [value for group in opt.param_groups
-            for value in (group["lr"], *(group["betas"] if "betas" in group else (group["momentum"],)))]
-
-
-def trajectory(make, kind: str = "sgd", steps: int = STEPS) -> torch.Tensor:
-    """[steps, values]: the groups' lr and momentum at each step of a schedule made by make(optimizer)."""
-    opt = optimizer(kind)
-    schedule, rows = make(opt), []
-    for _ in range(steps):
-        assert schedule.get_last_lr() == [group["lr"] for group in opt.param_groups]
-        rows.append(hyper(opt))
-        schedule.step()  # no optimizer step in between: there are no gradients, and it would cost 0.1 ms a step
-    return torch.tensor(rows, dtype=torch.float64)
-
-
-TORCH_TRAJECTORIES = {}
-
-
-def torch_trajectory(name: str, kind: str, options: dict, steps: int = STEPS) -> torch.Tensor:
-    """torch's schedule, computed once per test process (mutation testing grades many implementations)."""
-    key = (name, kind, repr(options), steps)
-    if key not in TORCH_TRAJECTORIES:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Detected call of")
-            make = lambda opt: getattr(lr_scheduler, name)(opt, **options)  # noqa: E731
-            TORCH_TRAJECTORIES[key] = trajectory(make, kind, steps)
-    return TORCH_TRAJECTORIES[key]
+def named_trajectory(name: str, kind: str, options: dict, steps: int = STEPS) -> torch.Tensor:
+    """The trajectory of lr_scheduler.<name>(optimizer, **options)."""
+    return torch_trajectory((name, kind, repr(options), steps), lambda opt: getattr(lr_scheduler, name)(opt, **options),
+                            kind, steps)
 
 
 def assert_same_schedule(schedules, name: str, kind: str = "sgd", **options):
     ours = trajectory(lambda opt: getattr(schedules, name)(opt, **options), kind)
-    torch.testing.assert_close(ours, torch_trajectory(name, kind, options), rtol=1e-9, atol=1e-12,
+    torch.testing.assert_close(ours, named_trajectory(name, kind, options), rtol=1e-9, atol=1e-12,
                                msg=lambda m: f"{name} {options}: {m}")
 
 
@@ -108,7 +72,7 @@ def check_one_cycle_ends(schedules):
         schedule.step()
     # pct_start 1: the whole cycle rises (torch allows it), up to the last step
     ours = trajectory(lambda opt: schedules.OneCycleLR(opt, max_lr=1.0, total_steps=10, pct_start=1.0), steps=9)
-    want = torch_trajectory("OneCycleLR", "sgd", dict(max_lr=1.0, total_steps=10, pct_start=1.0), steps=9)
+    want = named_trajectory("OneCycleLR", "sgd", dict(max_lr=1.0, total_steps=10, pct_start=1.0), steps=9)
     torch.testing.assert_close(ours, want, rtol=1e-9, atol=1e-12)
 
 
@@ -135,14 +99,6 @@ def check_base_lr_from_initial_lr(schedules):
     assert schedule.get_last_lr() == pytest.approx([0.5 * 0.25, 0.03 * 0.25], rel=1e-12)
 
 
-def saved(state: dict) -> dict:
-    """The state after torch.save and a safe torch.load: plain numbers, lists and strings only."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
-
-
 # (name, optimizer, options, other options: the restarted schedule is made with these, and the state must bring
 # back the saved settings, as torch's does)
 ROUND_TRIPS = [("StepLR", "sgd", dict(step_size=30, gamma=0.5), dict(step_size=7)),
@@ -167,7 +123,7 @@ def check_state_dict_round_trip(schedules):
                 assert schedule.last_epoch == 400, name
             rows.append(hyper(opt))
             schedule.step()
-        torch.testing.assert_close(torch.tensor(rows, dtype=torch.float64), torch_trajectory(name, kind, options),
+        torch.testing.assert_close(torch.tensor(rows, dtype=torch.float64), named_trajectory(name, kind, options),
                                    rtol=1e-9, atol=1e-12, msg=lambda m: f"{name} resumed at step 400: {m}")
 
 
@@ -265,9 +221,6 @@ def test_broken_schedule_is_rejected(name):
 
 @pytest.mark.suite_check
 def test_reference_does_not_use_torch_schedulers():
-    import inspect
-
     from torchkata.optim import schedules as module
 
-    source = inspect.getsource(module)
-    assert "lr_scheduler." not in source and "import lr_scheduler" not in source
+    assert_no_torch_schedulers(module)

@@ -32,6 +32,7 @@ def check_conv_cost_hand_counts(separable):
     # depthwise 3x3 on 32 channels: 288 weights, 288 * 196
     assert separable.conv_cost(32, 32, 3, (14, 14), groups=32, bias=False) == {"parameters": 288, "macs": 56448}
     assert separable.conv_cost(6, 4, 5, (3, 7), groups=2) == {"parameters": 4 * 3 * 25 + 4, "macs": 300 * 21}
+    assert all(type(v) is int for v in separable.conv_cost(6, 4, 5, (3, 7), groups=2).values())  # counts, not floats
 
 
 def check_conv_cost_matches_torch(separable):
@@ -120,11 +121,14 @@ def full_depthwise(module):  # the "depthwise" step mixing all channels: a stand
     return variant(module, DepthwiseSeparableConv2d=Separable)
 
 
-BROKEN = [cost_ignores_groups, cost_counts_bias_as_macs, full_depthwise]
+# each broken variant and the check that must reject it (only that check runs: the suite stays fast)
+BROKEN = {cost_ignores_groups: check_conv_cost_hand_counts, cost_counts_bias_as_macs: check_conv_cost_hand_counts,
+          full_depthwise: check_module_matches_conv2d}
 
 
 @pytest.mark.suite_check
 @pytest.mark.parametrize("broken", BROKEN, ids=lambda f: f.__name__)
 def test_broken_separable_is_rejected(broken):
     from torchkata.vision import separable
-    assert failing_checks(CHECKS, broken(separable))
+    check = BROKEN[broken]
+    assert failing_checks([check], broken(separable)) == [check.__name__]

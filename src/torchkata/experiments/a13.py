@@ -88,7 +88,7 @@ def run(ctx) -> None:
                        curve_max_abs_diff=max(abs(a["train_loss"] - b["train_loss"]) for a, b in
                                               zip(histories["ours"], histories["nn.TransformerEncoderLayer"])),
                        train_size=len(x_train), test_size=len(x_test), epochs=p["epochs"])
-    plot_histories(ctx, histories, f"a13: tiny Transformer on digits rows ({len(x_train)} train)")
+    plot_histories(ctx, histories, f"a13, digits ({len(x_train)} train)")
 
     # speed: forward + backward of one layer, and the eval forward (PyTorch's fused fast path under no_grad)
     n, length, d_model = p["bench_shape"]

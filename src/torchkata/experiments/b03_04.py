@@ -79,7 +79,7 @@ def run(ctx: RunContext) -> None:
                for label, f in finals.items()},
         first_epoch_test_accuracy={label: h[0]["test_accuracy"] for label, h in histories.items()},
         seeds=p["seeds"], epochs=p["epochs"], train_size=len(train[0]), test_size=len(test[0]), widths=p["widths"])
-    plot_histories(ctx, histories, f"b03-04: MLP {p['widths']}, SGD, ±std of {p['seeds']} seeds", errors=bands)
+    plot_histories(ctx, histories, f"b03-04 (±std, {p['seeds']} seeds)", errors=bands)
 
     x = torch.randn(p["bench_shape"], generator=ctx.generator)
     ours, theirs = ctx.impl.BatchNorm1d(p["bench_shape"][1]), nn.BatchNorm1d(p["bench_shape"][1])

@@ -19,7 +19,7 @@ from torchkata.training.loop import fit, train_epoch
 from torchkata.training.models import mlp
 
 SCALES = {
-    "smoke": {"train_size": 200, "epochs": 1, "hidden": 32, "batch_size": 32, "lr": 0.1, "histogram_every": 4,
+    "smoke": {"train_size": 96, "epochs": 1, "hidden": 32, "batch_size": 32, "lr": 0.1, "histogram_every": 4,
               "bench_seconds": 0.02},
     "default": {"train_size": None, "epochs": 15, "hidden": 128, "batch_size": 32, "lr": 0.1, "histogram_every": 9,
                 "bench_seconds": 0.5},
@@ -58,7 +58,7 @@ def run(ctx) -> None:
                        grad_norm_points=len(events.Scalars("grad_norm")), epochs=p["epochs"],
                        train_size=len(x_train), test_size=len(x_test))
 
-    fig = ctx.figure(figsize=(11, 3.4))
+    fig = ctx.figure(figsize=(11, 3.6), layout="constrained")
     curves, norms, spread = fig.subplots(1, 3)
     for key, style in [("train_loss", "-"), ("test_loss", "--")]:
         curves.plot(range(1, len(read[key]) + 1), read[key], style, marker="o", ms=3, label=key)

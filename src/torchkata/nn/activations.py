@@ -1,10 +1,11 @@
-"""b03-08: Tanh, Sigmoid and GELU by hand, each an autograd Function whose backward is written out (ReLU is a05's
-torchkata.autograd.relu). The forwards avoid overflow: exp only ever sees -|x|, so no input gives inf/inf.
+"""b03-08: Sigmoid and Tanh by hand, each an autograd Function whose backward is written out, and GELU built on them
+(ReLU is a05's torchkata.autograd.relu). The forwards avoid overflow: exp only ever sees -|x|, so no input gives
+inf/inf.
 
     sigmoid(x) = 1 / (1 + e^-x)            sigmoid' = s (1 - s)
     tanh(x)    = 2 sigmoid(2x) - 1          tanh'    = 1 - t^2
-    gelu(x)    = x Φ(x), Φ(x) = (1 + erf(x / √2)) / 2          gelu' = Φ(x) + x φ(x)
-    gelu(x, "tanh") = x (1 + tanh(√(2/π) (x + 0.044715 x^3))) / 2
+    gelu(x)    = x Φ(x), Φ(x) = (1 + erf(x / √2)) / 2          (autograd: gelu' = Φ(x) + x φ(x))
+    gelu(x, "tanh") = x (1 + tanh(√(2/π) (x + 0.044715 x^3))) / 2 = x sigmoid(2 √(2/π) (x + 0.044715 x^3))
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torch import Tensor, nn
 
 from torchkata.autograd.relu import relu
 
-SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+SQRT_8_OVER_PI = math.sqrt(8 / math.pi)  # 2 √(2/π)
 CUBIC = 0.044715
 
 
@@ -23,7 +24,7 @@ class SigmoidFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
         e = torch.exp(-x.abs())  # in (0, 1]: never overflows
-        out = torch.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        out = torch.where(x >= 0, 1, e) / (1 + e)  # 1 / (1 + e^-x), and e^x / (1 + e^x) for x < 0
         ctx.save_for_backward(out)
         return out
 
@@ -36,9 +37,9 @@ class SigmoidFunction(torch.autograd.Function):
 class TanhFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
-        # tanh|x| = (1 - e) / (1 + e) with e = exp(-2|x|); expm1 keeps 1 - e exact for small |x|
-        e = torch.exp(-2 * x.abs())
-        out = torch.copysign(-torch.expm1(-2 * x.abs()) / (1 + e), x)
+        # tanh|x| = (1 - e) / (1 + e) = -m / (2 + m) with m = e - 1, e = exp(-2|x|); expm1 keeps m exact for small |x|
+        m = torch.expm1(-2 * x.abs())
+        out = torch.copysign(-m / (2 + m), x)
         ctx.save_for_backward(out)
         return out
 
@@ -46,26 +47,6 @@ class TanhFunction(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor) -> Tensor:
         (out,) = ctx.saved_tensors
         return grad_out * (1 - out * out)
-
-
-class GELUFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor, approximate: str) -> Tensor:
-        ctx.save_for_backward(x)
-        ctx.approximate = approximate
-        if approximate == "tanh":
-            return 0.5 * x * (1 + TanhFunction.apply(SQRT_2_OVER_PI * (x + CUBIC * x ** 3)))
-        return x * 0.5 * (1 + torch.erf(x / math.sqrt(2)))
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None]:
-        (x,) = ctx.saved_tensors
-        if ctx.approximate == "tanh":
-            t = TanhFunction.apply(SQRT_2_OVER_PI * (x + CUBIC * x ** 3))
-            slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * CUBIC * x * x)
-        else:
-            slope = 0.5 * (1 + torch.erf(x / math.sqrt(2))) + x * torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-        return grad_out * slope, None
 
 
 def sigmoid(x: Tensor) -> Tensor:
@@ -80,7 +61,10 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """F.gelu's: the exact erf form, or approximate="tanh"; ValueError for another approximation."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"approximate must be 'none' or 'tanh', not {approximate!r}")
-    return GELUFunction.apply(x, approximate)
+    # autograd writes the backward from the pieces: Φ's is PyTorch's, sigmoid's is SigmoidFunction's above
+    if approximate == "tanh":
+        return x * sigmoid(SQRT_8_OVER_PI * (x + CUBIC * x ** 3))  # (1 + tanh z) / 2 = sigmoid(2z)
+    return x * torch.special.ndtr(x)  # ndtr: Φ, the standard normal CDF, (1 + erf(x / √2)) / 2
 
 
 class ReLU(nn.Module):

@@ -33,14 +33,14 @@ def _output_size(size: int, kernel: int, stride: int, padding: int, dilation: in
     return (size + 2 * padding - span) // stride + 1
 
 
-def im2col(x: Tensor, kernel_size: Pair, stride: Pair = 1, padding: Pair = 0, dilation: Pair = 1) -> Tensor:
-    """x [N, C, H, W] -> columns [N, C*kh*kw, H_out*W_out] in the layout of torch.nn.functional.unfold (channel-major, then the taps in
-    row-major order). Zero padding of `padding` pixels on each side."""
+def _taps(x: Tensor, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Tensor:
+    """x [N, C, H, W] -> [N, C, kh*kw, H_out, W_out]: for each kernel tap, the input pixel it meets at every output
+    position. Zero padding of `padding` pixels on each side."""
     if x.dim() != 4:
         raise ValueError(f"im2col expects input [N, C, H, W], got shape {list(x.shape)}")
     (kh, kw), (sh, sw) = _pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1)
     (ph, pw), (dh, dw) = _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
-    n, c, h, w = x.shape
+    h, w = x.shape[2:]
     out_h, out_w = _output_size(h, kh, sh, ph, dh), _output_size(w, kw, sw, pw, dw)
     if out_h < 1 or out_w < 1:
         raise ValueError(f"kernel {kh}x{kw} with dilation {(dh, dw)} is larger than the input {h}x{w} "
@@ -49,7 +49,13 @@ def im2col(x: Tensor, kernel_size: Pair, stride: Pair = 1, padding: Pair = 0, di
     # tap (i, j) sees the padded input from row i*dh on, every sh-th row, out_h of them (same for columns)
     taps = [x[:, :, i * dh:i * dh + sh * (out_h - 1) + 1:sh, j * dw:j * dw + sw * (out_w - 1) + 1:sw]
             for i in range(kh) for j in range(kw)]
-    return torch.stack(taps, dim=2).reshape(n, c * kh * kw, out_h * out_w)
+    return torch.stack(taps, dim=2)
+
+
+def im2col(x: Tensor, kernel_size: Pair, stride: Pair = 1, padding: Pair = 0, dilation: Pair = 1) -> Tensor:
+    """x [N, C, H, W] -> columns [N, C*kh*kw, H_out*W_out] in the layout of torch.nn.functional.unfold
+    (channel-major, then the taps in row-major order)."""
+    return _taps(x, kernel_size, stride, padding, dilation).flatten(1, 2).flatten(2)
 
 
 def _same_padding(kernel: int, dilation: int) -> tuple[int, int]:
@@ -87,13 +93,10 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pair =
             x, padding = F.pad(x, (left, right, top, bottom)), 0
         else:
             raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
-    n, height, width = x.shape[0], x.shape[2], x.shape[3]
-    columns = im2col(x, (kh, kw), stride, padding, dilation)  # [N, C_in*kh*kw, L]
-    padding = _pair(padding, "padding", 0)
-    out_h = _output_size(height, kh, stride[0], padding[0], dilation[0])
-    out_w = _output_size(width, kw, stride[1], padding[1], dilation[1])
+    taps = _taps(x, (kh, kw), stride, padding, dilation)  # [N, C_in, kh*kw, H_out, W_out]
+    n, out_h, out_w = taps.shape[0], taps.shape[3], taps.shape[4]
     # group g's weights [C_out/g, C_in/g*kh*kw] meet group g's rows of the columns: one batched matmul
-    columns = columns.reshape(n, groups, group_in * kh * kw, out_h * out_w)
+    columns = taps.reshape(n, groups, group_in * kh * kw, out_h * out_w)
     out = weight.reshape(1, groups, out_channels // groups, group_in * kh * kw) @ columns
     out = out.reshape(n, out_channels, out_h, out_w)
     return out if bias is None else out + bias.reshape(1, -1, 1, 1)
