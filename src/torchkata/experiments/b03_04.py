@@ -15,7 +15,7 @@ from torchkata.training.loop import fit, mean_std, over_seeds, plot_histories
 SCALES = {
     "smoke": {"train_size": 300, "test_size": 200, "seeds": 1, "epochs": 1, "widths": [32, 32], "batch_size": 64,
               "lr": 0.05, "bench_shape": [64, 32], "bench_seconds": 0.02},
-    "default": {"train_size": 10000, "test_size": 10000, "seeds": 3, "epochs": 8, "widths": [256, 256, 256, 256],
+    "default": {"train_size": 10000, "test_size": 10000, "seeds": 3, "epochs": 5, "widths": [256, 256, 256, 256],
                 "batch_size": 64, "lr": 0.05, "bench_shape": [512, 256], "bench_seconds": 0.3},
     "full": {"train_size": 60000, "test_size": 10000, "seeds": 10, "epochs": 20, "widths": [512, 512, 512, 512],
              "batch_size": 64, "lr": 0.05, "bench_shape": [2048, 512], "bench_seconds": 1.0},
