@@ -178,9 +178,10 @@ def fetch_runs(uri: str, run_ids: list[str], experiment: str = EXPERIMENT):
     if not run_ids:
         raise ValueError("fetch_runs needs at least one run id")
     quoted = ", ".join(f"'{r}'" for r in run_ids)
-    client = _client(uri)
-    runs = client.search_runs([_experiment_id(client, experiment)], filter_string=f"attributes.run_id IN ({quoted})",
-                              max_results=len(run_ids))
+    with store_lock(uri):  # a SQLite reader may meet a writer's lock, which MLflow's store does not wait out
+        client = _client(uri)
+        runs = client.search_runs([_experiment_id(client, experiment)],
+                                  filter_string=f"attributes.run_id IN ({quoted})", max_results=len(run_ids))
     rows = [{"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "status": run.info.status,
              **{f"{kind}.{name}": value
                 for kind, values in (("metrics", run.data.metrics), ("params", run.data.params), ("tags", run.data.tags))
