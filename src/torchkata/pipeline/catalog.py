@@ -60,6 +60,7 @@ class Exercise:
     datasets: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
     checkpoints: tuple[Checkpoint, ...] = ()
+    raw_data: tuple[str, ...] = ()  # config keys data.<key>: folders of raw files the exercise reads itself
     # halves that run only where the machine has them (the CUDA half of a CPU-first exercise); `needs` is what the
     # whole exercise cannot run without
     halves: tuple[str, ...] = ()
@@ -147,7 +148,7 @@ def _resources(entry: dict) -> dict[str, int]:
 
 def _exercise(entry: dict) -> Exercise:
     inputs = entry.get("inputs") or {}
-    unknown = set(inputs) - {"datasets", "extensions", "checkpoints"}
+    unknown = set(inputs) - {"datasets", "extensions", "checkpoints", "raw_data"}
     if unknown:
         raise CatalogError(f"{entry['id']}: unknown inputs {sorted(unknown)}")
     flagship = entry.get("flagship", False)
@@ -176,6 +177,7 @@ def _exercise(entry: dict) -> Exercise:
         datasets=tuple(inputs.get("datasets", ())),
         extensions=tuple(inputs.get("extensions", ())),
         checkpoints=tuple(Checkpoint(c["from"], c["artifact"]) for c in inputs.get("checkpoints", ())),
+        raw_data=tuple(inputs.get("raw_data", ())),
         halves=halves,
         flagship=flagship,
         **_resources(entry),
