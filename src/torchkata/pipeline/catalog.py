@@ -184,7 +184,10 @@ def _exercise(entry: dict) -> Exercise:
     )
 
 
-EXTENSION_KEYS = ("sources", "cuda_sources")  # C++ (always built), CUDA (built in where torch has CUDA)
+# sources: C++ (always built); cuda_sources: CUDA (built in where torch has CUDA); headers: what the sources include
+# from csrc/ (an edit rebuilds); ops: true for a library of torch operators (TORCH_LIBRARY, loaded with
+# torch.ops.load_library: no Python headers to compile), false (default) for a pybind11 Python module
+EXTENSION_KEYS = ("sources", "cuda_sources", "headers", "ops")
 
 
 def _validate(cat: Catalog) -> None:
@@ -210,8 +213,10 @@ def _validate(cat: Catalog) -> None:
     for name, spec in cat.extensions.items():
         unknown = set(spec) - set(EXTENSION_KEYS)
         if unknown or not spec.get("sources"):
-            raise CatalogError(f"extension {name!r}: needs `sources` (C++) and may have `cuda_sources`; "
-                               f"unknown keys {sorted(unknown)}")
+            raise CatalogError(f"extension {name!r}: needs `sources` (C++) and may have `cuda_sources`, `headers` "
+                               f"and `ops`; unknown keys {sorted(unknown)}")
+        if not isinstance(spec.get("ops", False), bool):
+            raise CatalogError(f"extension {name!r}: ops must be true or false, not {spec['ops']!r}")
 
 
 @lru_cache(maxsize=None)
