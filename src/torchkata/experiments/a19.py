@@ -17,7 +17,7 @@ from torchkata.training.loop import fit, mean_std, over_seeds, plot_histories
 SCALES = {
     "smoke": {"train_size": 128, "test_size": 200, "seeds": 1, "epochs": 1, "channels": [4, 8], "alpha": 1.0,
               "bench_batch": 32, "bench_seconds": 0.02},
-    "default": {"train_size": 400, "test_size": 797, "seeds": 3, "epochs": 30, "channels": [16, 32], "alpha": 1.0,
+    "default": {"train_size": 400, "test_size": 797, "seeds": 3, "epochs": 20, "channels": [16, 32], "alpha": 1.0,
                 "bench_batch": 256, "bench_seconds": 0.2},
     "full": {"train_size": 1000, "test_size": 797, "seeds": 10, "epochs": 60, "channels": [32, 64], "alpha": 1.0,
              "bench_batch": 1024, "bench_seconds": 1.0},
