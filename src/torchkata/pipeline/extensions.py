@@ -19,6 +19,11 @@ class ExtensionError(RuntimeError):
     pass
 
 
+# op library name -> the file this process registered its operators from. An operator can be registered once per
+# process: a second file with the same operators would abort the process in its static initialisers.
+_LOADED_OPS: dict[str, Path] = {}
+
+
 def library_path(name: str) -> Path:
     return ROOT / "build" / "extensions" / name / f"{name}.so"
 
@@ -51,6 +56,8 @@ def build(name: str) -> Path:
     partial = library_path(name).with_suffix(f".{os.getpid()}.tmp")
     shutil.copyfile(built if spec.get("ops") else built.__file__, partial)  # an op library: its path
     partial.replace(library_path(name))
+    if spec.get("ops"):  # cpp_extension loaded the build's copy here: its operators are this file's
+        _LOADED_OPS[name] = library_path(name).resolve()
     return library_path(name)
 
 
@@ -64,7 +71,13 @@ def load(name: str, path: Path | None = None) -> ModuleType:
     import torch  # the library links against libtorch, loaded by importing torch
 
     if load_catalog().extensions.get(name, {}).get("ops"):
-        torch.ops.load_library(str(path))  # runs its TORCH_LIBRARY registrations (once per process)
+        loaded = _LOADED_OPS.get(name)
+        if loaded is None:
+            torch.ops.load_library(str(path))  # runs its TORCH_LIBRARY registrations
+            _LOADED_OPS[name] = path.resolve()
+        elif loaded != path.resolve():
+            raise ExtensionError(f"extension {name!r}: this process registered its operators from {loaded}; "
+                                 f"torch registers an operator once per process, so {path} cannot be loaded too")
         return torch.ops.torchkata
 
     loader = importlib.machinery.ExtensionFileLoader(name, str(path))
