@@ -112,6 +112,8 @@ def check_short_or_long_file_names_the_file(reader):
         folder = Path(tmp)
         good = bytes([0, 0, 0x0C, 2]) + struct.pack(">2I", 2, 3) + bytes(24)
         assert reader.read_idx(write_bytes(folder, "good", good)).shape == (2, 3)
+        # only .gz means gzip: a plain file with another suffix (".idx" sorts after ".gz") is read as it is
+        assert reader.read_idx(write_bytes(folder, "images.idx", good)).shape == (2, 3)
         expect_error(reader, folder, "no-dims", bytes([0, 0, 0x08, 3]), "short|size|truncated")
         expect_error(reader, folder, "cut-header.gz", good[:9], "short|size|truncated")
         expect_error(reader, folder, "cut-data", good[:-1], "short|size|truncated")
@@ -122,7 +124,7 @@ def check_short_or_long_file_names_the_file(reader):
 def write_split(folder: Path, split: str, n: int, labels_n: int | None = None, gz: bool = True) -> np.ndarray:
     images_stem, labels_stem = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                                 "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}[split]
-    images, labels = sample("uint8", (n, 28, 28), n), np.arange(labels_n or n, dtype=np.uint8) % 10
+    images, labels = sample("uint8", (n, 28, 28), n), (np.arange(labels_n or n) % 10).astype(np.uint8)
     idx.write_idx(folder / (images_stem + (".gz" if gz else "")), images)
     idx.write_idx(folder / labels_stem, labels)  # plain: a folder may mix both
     return images
@@ -131,7 +133,8 @@ def write_split(folder: Path, split: str, n: int, labels_n: int | None = None, g
 def check_load_split(reader):
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        train_images, test_images = write_split(folder, "train", 12), write_split(folder, "test", 5, gz=False)
+        # 300: lengths past CPython's small-int cache, so comparing them by identity fails
+        train_images, test_images = write_split(folder, "train", 300), write_split(folder, "test", 5, gz=False)
         for split, images in {"train": train_images, "test": test_images}.items():
             x, y = reader.load_split(str(folder), split)
             assert x.dtype == torch.uint8 and torch.equal(x, torch.from_numpy(images))
@@ -148,6 +151,17 @@ def check_load_split_errors(reader):
         write_split(folder, "train", 6, labels_n=5)
         with pytest.raises(ValueError, match="train-labels-idx1-ubyte"):  # 6 images, 5 labels
             reader.load_split(folder, "train")
+        write_split(folder, "train", 5, labels_n=6)
+        with pytest.raises(ValueError, match="train-labels-idx1-ubyte"):  # 5 images, 6 labels
+            reader.load_split(folder, "train")
+        idx.write_idx(folder / "t10k-images-idx3-ubyte", sample("uint8", (4, 1, 28, 28), 3))  # [N, C, H, W]
+        idx.write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(4, dtype=np.uint8))
+        with pytest.raises(ValueError, match="t10k-images-idx3-ubyte"):
+            reader.load_split(folder, "test")
+        idx.write_idx(folder / "t10k-images-idx3-ubyte", sample("uint8", (1, 28, 28), 3))
+        write_bytes(folder, "t10k-labels-idx1-ubyte", bytes([0, 0, 0x08, 0, 7]))  # one label, no dimension
+        with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte"):
+            reader.load_split(folder, "test")
         idx.write_idx(folder / "t10k-images-idx3-ubyte", sample("uint8", (4, 28 * 28), 3))  # not [N, H, W]
         idx.write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(4, dtype=np.uint8))
         with pytest.raises(ValueError, match="t10k-images-idx3-ubyte"):

@@ -207,6 +207,23 @@ def test_raw_data_keys_are_config_keys():
             assert key in data_keys and key in config["data"], f"{e.id}: inputs.raw_data {key!r} is not under data:"
 
 
+def test_raw_data_reaches_the_run_only_where_set(tmp_path):
+    from torchkata.pipeline.workflow import Workflow
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    exercise = CATALOG.get("b03-02")
+    (tmp_path / "mnist").mkdir()
+    config["data"] |= {"fashion_mnist": str(tmp_path), "mnist": ""}
+    flow = Workflow(CATALOG, config, [exercise])
+    assert flow.raw_data(exercise) == {"fashion_mnist": str(tmp_path)}
+    config["data"]["mnist"] = str(tmp_path / "mnist")
+    assert flow.raw_data(exercise) == {"fashion_mnist": str(tmp_path), "mnist": str(tmp_path / "mnist")}
+    assert flow.input_paths(exercise, "reference-smoke", 0)["mnist"] == str(tmp_path / "mnist")
+    config["data"]["mnist"] = str(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="data.mnist = .*nowhere.* is not a folder"):
+        flow.raw_data(exercise)
+
+
 def test_unknown_input_kind_is_refused(tmp_path):
     path = write_catalog(tmp_path, inputs={"raw": ["mnist"]})
     with pytest.raises(CatalogError, match=r"x1: unknown inputs \['raw'\]"):

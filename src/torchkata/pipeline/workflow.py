@@ -115,6 +115,19 @@ class Workflow:
             )
         return [path]
 
+    def raw_data(self, exercise: Exercise) -> dict[str, str]:
+        """data.<key> -> its folder, for each raw folder the exercise reads itself (catalog inputs.raw_data) that
+        the config sets; an empty value leaves it out (the exercise's default data), a missing folder is an error."""
+        folders = {}
+        for key in exercise.raw_data:  # the schema defaults each to "" (test_catalog checks the keys are there)
+            path = self.config["data"].get(key, "")
+            if path and not Path(path).is_dir():
+                raise FileNotFoundError(f"{exercise.id}: config key data.{key} = {path!r} is not a folder; set it to "
+                                        "the folder of the raw files, or to \"\" to leave it out")
+            if path:
+                folders[key] = path
+        return folders
+
     # -- one run
 
     def implementation_file(self, exercise: Exercise, impl: str) -> str:
@@ -131,7 +144,7 @@ class Workflow:
         paths |= {name: extension_library(name) for name in exercise.extensions}
         paths |= {c.source: f"{self.upstream_dir(c.source, variant_name, seed)}/artifacts/{c.artifact}"
                   for c in exercise.checkpoints}
-        return paths
+        return paths | self.raw_data(exercise)
 
     def run_dependencies(self, exercise: Exercise, ancient):
         """The DAG edges of an exercise's run: its code (an edit reruns it), data files, built extensions,
@@ -147,6 +160,8 @@ class Workflow:
                 deps[f"dataset_{name}"] = ancient(self.dataset_files(name))
             for name in exercise.extensions:
                 deps[f"extension_{name}"] = extension_library(name)
+            for key, folder in self.raw_data(exercise).items():
+                deps[f"raw_{key}"] = ancient(folder)
             for c in exercise.checkpoints:  # metrics.json is written after the artifacts
                 deps[f"upstream_{c.source}"] = f"{self.upstream_dir(c.source, wildcards.variant, wildcards.seed)}/metrics.json"
             return deps
