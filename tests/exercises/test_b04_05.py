@@ -227,6 +227,7 @@ def uses_torch_default_init(module, generator):
         module.reset_parameters()
 
 
+@pytest.mark.suite_check
 @pytest.mark.parametrize("broken, rejected_by", [
     ({"grad_cam": cam_with(weights=lambda g: g.sum(dim=(2, 3), keepdim=True))}, "check_matches_autograd"),
     ({"grad_cam": cam_with(weights=lambda g: g.abs().mean(dim=(2, 3), keepdim=True))}, "check_matches_autograd"),

@@ -178,6 +178,7 @@ def bad_stats(images):
     return (images.float() / 255 - 0.5).unsqueeze(1) / 0.5
 
 
+@pytest.mark.suite_check
 @pytest.mark.parametrize("broken, rejected_by", [
     ({"FashionCNN": broken_cnn(forward=blind)}, "check_learns"),
     ({"FashionCNN": broken_cnn(forward=flattens_with_view)}, "check_channels_last"),

@@ -224,6 +224,7 @@ def never_frozen(model, images, labels, *, epochs, head_epochs, lr, full_lr, bat
     return [train_epoch(model, optimizer, images, labels, batch_size, generator)["loss"] for _ in range(epochs)]
 
 
+@pytest.mark.suite_check
 @pytest.mark.parametrize("broken, rejected_by", [
     ({"from_pretrained": ignores_weights}, "check_from_pretrained"),
     ({"from_pretrained": keeps_old_head}, "check_from_pretrained"),
