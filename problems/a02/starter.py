@@ -1,6 +1,7 @@
-"""a02: cross-entropy by hand, forward and backward, as a custom autograd Function.
+"""a02: cross-entropy by hand, forward and backward, as a custom autograd Function. b02-07 asks for the same
+function: write it once, here (problems/b02-07/starter.py is a link to this file).
 
-Grade it:  torchkata check a02
+Grade it:  torchkata check a02   and   torchkata check b02-07
 """
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ class CrossEntropyFunction(torch.autograd.Function):
     def forward(ctx, logits: Tensor, target: Tensor, weight: Tensor, ignore_index: int, reduction: str,
                 label_smoothing: float) -> Tensor:
         """The loss, from log-probabilities you compute stably (no log(softmax(x))); save what backward needs."""
-        raise NotImplementedError("a02: write CrossEntropyFunction.forward")
+        raise NotImplementedError("a02 and b02-07: write CrossEntropyFunction.forward")
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         """d loss / d logits, written out (softmax minus one-hot, weighted, smoothed, reduced); None for the rest."""
-        raise NotImplementedError("a02: write CrossEntropyFunction.backward")
+        raise NotImplementedError("a02 and b02-07: write CrossEntropyFunction.backward")
 
 
 def cross_entropy(logits: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,
@@ -31,4 +32,4 @@ def cross_entropy(logits: Tensor, target: Tensor, weight: Tensor | None = None, 
     int64, ValueError for logits that are not 2-D, a target or weight of the wrong shape, an unknown reduction or a
     label_smoothing outside [0, 1], IndexError for a target out of range. F.cross_entropy, nll_loss, log_softmax,
     softmax and logsumexp are off limits."""
-    raise NotImplementedError("a02: write cross_entropy")
+    raise NotImplementedError("a02 and b02-07: write cross_entropy")

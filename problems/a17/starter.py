@@ -1,7 +1,8 @@
 """a17: gradient clipping by hand (norm clipping): clip_grad_norm_ and clip_grad_value_ as torch.nn.utils has
-them, written yourself, one tensor at a time.
+them, written yourself, one tensor at a time. b02-05 asks for the same functions: write them once, here
+(problems/b02-05/starter.py is a link to this file).
 
-Grade it:  torchkata check a17
+Grade it:  torchkata check a17   and   torchkata check b02-05
 """
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     inf total norm raises RuntimeError saying it is non-finite; without, scale as PyTorch does. ValueError for
     norm_type <= 0 or max_norm < 0, TypeError (naming the type and position) for a parameter that is not a tensor.
     Off limits: torch.nn.utils' clipping and norm helpers, torch.linalg's norms, Tensor.norm, torch._foreach_*."""
-    raise NotImplementedError("a17: write clip_grad_norm_")
+    raise NotImplementedError("a17 and b02-05: write clip_grad_norm_")
 
 
 @torch.no_grad()
 def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:
     """Clamp every gradient entry of `parameters` to [-clip_value, clip_value] in place, as
     torch.nn.utils.clip_grad_value_; parameters without a gradient are skipped. ValueError for clip_value < 0."""
-    raise NotImplementedError("a17: write clip_grad_value_")
+    raise NotImplementedError("a17 and b02-05: write clip_grad_value_")

@@ -124,8 +124,9 @@ def a01_with_a_cuda_half(monkeypatch):
     from torchkata.experiments import a01
     from torchkata.pipeline import runner
 
-    catalog = load_catalog()
-    catalog.exercises["a01"] = dataclasses.replace(catalog.get("a01"), halves=("cuda",))
+    catalog = load_catalog()  # cached: changed in a copy, or the change would leak into later tests
+    catalog = dataclasses.replace(catalog, exercises=catalog.exercises | {
+        "a01": dataclasses.replace(catalog.get("a01"), halves=("cuda",))})
     monkeypatch.setattr(runner, "load_catalog", lambda: catalog)
     original = a01.run
 
@@ -154,3 +155,10 @@ def test_a_half_not_in_the_catalog_is_refused(tmp_path, a01_with_a_cuda_half):
     a01_with_a_cuda_half(lambda ctx: ctx.half("tpu"))
     with pytest.raises(CatalogError, match="'tpu' is not one of its catalog `halves`"):
         run_a01(tmp_path, "run")
+
+
+def test_a_run_without_figures_computes_the_same_results(tmp_path):
+    run_a01(tmp_path, "drawn")
+    record = run_a01(tmp_path, "undrawn", figures=False)
+    assert compare_runs(tmp_path / "drawn", tmp_path / "undrawn")["bitwise_equal"]
+    assert not list((tmp_path / "undrawn" / "plots").glob("*.png")) and record["params"]["figures"] is False

@@ -159,3 +159,51 @@ def test_pipeline_logs_through_a_tracking_server(tracking_server, tmp_path, exte
 
     artifacts = {a.path for a in MlflowClient(uri).list_artifacts(variance["run_ids"][0])}
     assert {"metrics.json", "bench.json"} <= artifacts  # uploaded through the server's artifact proxy
+
+
+def test_logging_a_run_leaves_the_environment_as_it_was(tmp_path):
+    """Snakemake's process imports MLflow while jobs run: were the environment to change, every later job would
+    key (and start) a warm process of its own (zygote.socket_path). MLflow's telemetry did, with a session id,
+    and so did mlflow.set_tracking_uri (MLFLOW_TRACKING_URI)."""
+    script = (
+        "import os, sys\n"
+        "from torchkata.pipeline import tracking\n"
+        "tracking.quiet_environment()\n"
+        "before = dict(os.environ)\n"
+        "uri = 'sqlite:///' + sys.argv[1]\n"
+        "tracking.init_store(uri)\n"
+        "run_id = tracking.record_run(uri, run_name='env', params={'seed': 0}, history=[('loss', 1.0, 0)])\n"
+        "tracking.fetch_runs(uri, [run_id])\n"
+        "changed = {k for k in before.keys() | os.environ.keys() if before.get(k) != os.environ.get(k)}\n"
+        "sys.exit(f'changed: {sorted(changed)}' if changed else 0)\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k not in ("CI", "MLFLOW_DISABLE_TELEMETRY")}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "mlflow.db")], env=environment,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _schema(db: Path) -> tuple[dict, list]:
+    """Each table's, index's definition as a set of clauses: MLflow's own migrations order a table's constraints
+    differently from one store to the next (they rebuild SQLite tables from sets)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        objects = connection.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+        version = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    return {(kind, name): frozenset(line.strip().rstrip(",") for line in (sql or "").splitlines())
+            for kind, name, sql in objects}, version
+
+
+def test_a_store_copied_from_the_template_is_the_store_mlflow_makes(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    made_by_mlflow = tmp_path / "mlflow.db"
+    tracking._client(f"sqlite:///{made_by_mlflow}").search_experiments()
+    copied = tmp_path / "results" / "mlflow.db"
+    experiment_id = tracking.init_store(f"sqlite:///{copied}")
+    assert tracking.empty_store_template().parent == tmp_path / "cache" / "torchkata"
+    assert _schema(copied) == _schema(made_by_mlflow)
+    run_id = tracking.record_run(f"sqlite:///{copied}", run_name="copied", params={"seed": 0},
+                                 history=[("loss", 0.5, 0)])
+    frame = tracking.fetch_runs(f"sqlite:///{copied}", [run_id])
+    assert frame["experiment_id"].tolist() == [experiment_id] and frame["metrics.loss"].tolist() == [0.5]

@@ -45,6 +45,10 @@ def test_smoke_run_is_up_to_date_and_rebuilds_only_what_changed(smoke_project):
     project, config = smoke_project
     summary = (project / "results" / "summary" / "smoke" / "summary.csv").read_text()
     assert "a01,reference,Softmax by hand" in summary and ",ran," in summary
+    runs = project / "results" / "a01" / "reference-smoke"  # at smoke only the result's run draws figures
+    assert list((runs / "runs" / "seed-0" / "plots").glob("*.png"))
+    assert not list((runs / "runs" / "seed-1" / "plots").glob("*.png"))
+    assert not list((runs / "rerun" / "seed-0" / "plots").glob("*.png"))
 
     dry = snakemake(project, "all", "-n", "--configfile", str(config))
     assert "Nothing to be done" in dry.output  # its time is measured by `torchkata cost`, not asserted here
@@ -57,6 +61,16 @@ def test_smoke_run_is_up_to_date_and_rebuilds_only_what_changed(smoke_project):
     assert rebuilt.returncode == 0, rebuilt.output[-3000:]
     assert set(re.findall(r"^(?:local)?rule (\w+):$", rebuilt.output, flags=re.MULTILINE)) == {"variance", "summary", "all"}
     assert (project / "results" / "a01" / "reference-smoke" / "variance.json").is_file()
+
+
+def test_an_edit_to_a_shared_module_reruns_the_exercises_that_import_it(smoke_project):
+    project, config = smoke_project
+    softmax = project / "src" / "torchkata" / "tensors" / "softmax.py"  # imported by a01's reference, not by a41
+    softmax.write_text(softmax.read_text() + "\n")
+    dry = snakemake(project, "all", "-n", "--configfile", str(config))
+    reasons = re.findall(r"^\s*output: results/(\w+)/", dry.stdout, flags=re.MULTILINE)
+    assert "a01" in reasons and "a41" not in reasons, dry.stdout
+    softmax.write_text(softmax.read_text()[:-1])
 
 
 def test_resources_come_from_the_catalog(project):

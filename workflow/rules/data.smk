@@ -1,4 +1,13 @@
-# Datasets: one rule each, from the raw files at the config path to tensors under data/<name>/.
+# Datasets: one rule each, from the raw files at the config path to tensors under data/<name>/. A dataset with
+# an optional source (CIFAR-10) and its config path left empty has no input: the prepare step generates a
+# labelled stand-in of the same shape.
+
+
+def _raw_files(name):
+    spec = CATALOG.datasets[name]
+    generated = spec.get("optional_source") and not config["data"][spec["config_key"]]
+    return [] if generated else ancient(FLOW.dataset_source(name))
+
 
 for _name in CATALOG.datasets:
 
@@ -7,7 +16,7 @@ for _name in CATALOG.datasets:
             f"prepare_{_name.replace('-', '_')}"
         input:
             # ancient(): DVC does not keep mtimes, so the raw files count by their existence
-            lambda wildcards, name=_name: ancient(FLOW.dataset_source(name)),
+            lambda wildcards, name=_name: _raw_files(name),
         output:
             FLOW.dataset_files(_name),
         log:

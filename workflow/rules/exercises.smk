@@ -40,7 +40,10 @@ for _exercise in CATALOG.exercises.values():
             arguments=FLOW.run_arguments(_exercise),
             # torch's threads come from the path's scale, not from --cores: the same bytes on any machine
             torch_threads=lambda wildcards: FLOW.threads(wildcards.variant),
+            figures=lambda wildcards: FLOW.figure_option(
+                wildcards.variant, wildcards.kind, wildcards.seed
+            ),
         shell:
             "python scripts/run_exercise.py {params.exercise} --seed {wildcards.seed} --purpose {wildcards.kind}"
             " --threads {params.torch_threads} --out results/{params.exercise}/{wildcards.variant}/{wildcards.kind}/seed-{wildcards.seed}"
-            " {params.arguments} > {log} 2>&1"
+            " {params.arguments} {params.figures} > {log} 2>&1"

@@ -7,6 +7,7 @@ for _name, _spec in CATALOG.extensions.items():
             f"build_extension_{_name}"
         input:
             _spec["sources"],
+            _spec.get("cuda_sources", []),
         output:
             extension_library(_name),
         log:

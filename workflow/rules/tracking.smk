@@ -2,7 +2,9 @@
 # reproducibility.smk and summary.smk) run in Snakemake's own process: MLflow, pandas and matplotlib are
 # imported once per call, not once per job (torchkata.pipeline.bookkeeping; profiles/default sets
 # force-use-threads, or each would start a Snakemake process of its own).
-from torchkata.pipeline import bookkeeping
+from torchkata.pipeline import bookkeeping, tracking
+
+tracking.quiet_environment()  # before any job starts: jobs inherit this process's environment
 
 
 localrules:

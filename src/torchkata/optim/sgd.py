@@ -11,6 +11,9 @@ With `decoupled_weight_decay` the decay leaves the gradient (and the buffer) alo
 directly, p = p * (1 - lr * weight_decay), before the step (SGDW, Loshchilov & Hutter): without momentum the two
 are the same update; with momentum the L2 term is smoothed and amplified (up to 1/(1 - momentum)) like any
 gradient, the decoupled one is not.
+
+The loop over parameters is ElementwiseOptimizer's: SGD writes only the update of one parameter, and a14's Adam and
+RMSprop (torchkata.optim.adaptive) reuse the same loop.
 """
 from __future__ import annotations
 
@@ -18,7 +21,25 @@ import torch
 from torch import Tensor
 
 
-class SGD(torch.optim.Optimizer):
+class ElementwiseOptimizer(torch.optim.Optimizer):
+    """The step of an optimizer that updates each parameter on its own, from its group's hyper-parameters and its
+    own state: subclasses write `_update(p, grad, group, state)`."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient; returns closure()'s loss when given one."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, -p.grad if group["maximize"] else p.grad, group, self.state[p])
+        return loss
+
+
+class SGD(ElementwiseOptimizer):
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,
                  decoupled_weight_decay: bool = False):
@@ -39,29 +60,14 @@ class SGD(torch.optim.Optimizer):
         for group in self.param_groups:  # a state_dict saved by torch.optim.SGD has no such key
             group.setdefault("decoupled_weight_decay", False)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One update of every parameter that has a gradient; returns closure()'s loss when given one."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, group)
-        return loss
-
-    def _update(self, p: Tensor, group: dict) -> None:
+    def _update(self, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
         lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
-        grad = -p.grad if group["maximize"] else p.grad
         if decay != 0:
             if group["decoupled_weight_decay"]:
                 p.mul_(1 - lr * decay)
             else:
                 grad = grad.add(p, alpha=decay)  # a new tensor: p.grad itself stays what backward wrote
         if momentum != 0:
-            state = self.state[p]
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = grad.clone()

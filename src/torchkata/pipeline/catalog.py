@@ -182,6 +182,9 @@ def _exercise(entry: dict) -> Exercise:
     )
 
 
+EXTENSION_KEYS = ("sources", "cuda_sources")  # C++ (always built), CUDA (built in where torch has CUDA)
+
+
 def _validate(cat: Catalog) -> None:
     for e in cat.exercises.values():
         if e.status not in STATUSES:
@@ -202,6 +205,11 @@ def _validate(cat: Catalog) -> None:
         for c in e.checkpoints:
             if c.source not in cat.exercises or not cat.exercises[c.source].done:
                 raise CatalogError(f"{e.id}: checkpoint source {c.source!r} is not a done exercise")
+    for name, spec in cat.extensions.items():
+        unknown = set(spec) - set(EXTENSION_KEYS)
+        if unknown or not spec.get("sources"):
+            raise CatalogError(f"extension {name!r}: needs `sources` (C++) and may have `cuda_sources`; "
+                               f"unknown keys {sorted(unknown)}")
 
 
 @lru_cache(maxsize=None)

@@ -7,7 +7,8 @@ exercise's result and an edit to one exercise reruns that one only:
     proof/smoke/dvc.yaml   each result at the smoke scale (what CI proves)  -> proof/smoke/dvc.lock
 
 A stage runs the Snakemake target results/proof/<variant>/<id>/ (the result's metrics.json and artifacts)
-and depends on the exercise's own files: its experiment, its reference, what it consumes (a dataset, an
+and depends on the exercise's own files: its experiment, its reference, the torchkata modules they import
+(transitively: an edit to the training loop reruns the trainings), what it consumes (a dataset, an
 extension's sources, the upstream exercise's proof), and the code every run goes through. DVC's templating
 cannot put a list of varying length into `deps`, so every stage has the same number of dependency slots and a
 stage with fewer inputs repeats its experiment module in the rest (a repeated dependency changes nothing).
@@ -19,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from torchkata.pipeline.catalog import ROOT, Catalog, Exercise
-from torchkata.pipeline.workflow import RUNNER_CODE, module_file, variant
+from torchkata.pipeline.workflow import RUNNER_CODE, code_files, module_file, variant
 
 PIPELINE_CODE = [*RUNNER_CODE, "src/torchkata/pipeline/workflow.py", "workflow/rules/exercises.smk"]
 HEADER = "# Generated from catalog.yaml by `torchkata dvc`; edit the catalog or torchkata.pipeline.dvc_stages.\n"
@@ -28,7 +29,7 @@ PIPELINES = [("dvc.yaml", "default"), ("proof/smoke/dvc.yaml", "smoke")]
 
 
 def exercise_deps(catalog: Catalog, exercise: Exercise, scale: str) -> list[str]:
-    deps = [module_file(exercise.experiment_module), module_file(exercise.reference)]
+    deps = code_files(exercise, module_file(exercise.reference))
     deps += [f"data/{name}" for name in exercise.datasets]
     deps += [source for name in exercise.extensions for source in catalog.extensions[name]["sources"]]
     deps += [f"results/proof/{variant('reference', scale)}/{c.source}/metrics.json" for c in exercise.checkpoints]
@@ -62,9 +63,15 @@ def data_stages(catalog: Catalog) -> dict:
     for name, spec in catalog.datasets.items():
         key = spec["config_key"]
         source = f" --source ${{data.{key}}}" if key else ""
+        folder = [f"${{data.{key}}}"] if key else []
+        stage = {}
+        if key and spec.get("optional_source"):
+            # the folder may be left empty (a stand-in is generated): the stage follows the config value instead
+            source, folder, stage = f" --source=${{data.{key}}}", [], {"params": [{"config.yaml": [f"data.{key}"]}]}
         stages[name.replace("-", "_")] = {
             "cmd": f"python scripts/prepare_data.py {name}{source} --out data/{name}",
-            "deps": [*([f"${{data.{key}}}"] if key else []), "scripts/prepare_data.py", "src/torchkata/data"],
+            "deps": [*folder, "scripts/prepare_data.py", "src/torchkata/data"],
+            **stage,
             "outs": [f"data/{name}"],
         }
     return stages

@@ -23,7 +23,16 @@ def library_path(name: str) -> Path:
     return ROOT / "build" / "extensions" / name / f"{name}.so"
 
 
+def with_cuda() -> bool:
+    """Whether builds here take an extension's CUDA half (its `cuda_sources`): torch built with CUDA, and a GPU."""
+    import torch
+
+    return torch.version.cuda is not None and torch.cuda.is_available()
+
+
 def build(name: str) -> Path:
+    """The C++ sources, and where with_cuda() the CUDA ones too (compiled with -DWITH_CUDA, which the C++ side
+    reads to dispatch CUDA tensors to its kernel)."""
     from torch.utils.cpp_extension import load as build_and_load
 
     try:
@@ -32,8 +41,11 @@ def build(name: str) -> Path:
         raise ExtensionError(f"no extension {name!r} under `extensions:` in catalog.yaml") from None
     build_dir = library_path(name).parent / "ninja"
     build_dir.mkdir(parents=True, exist_ok=True)
-    module = build_and_load(name=name, sources=[str(ROOT / s) for s in spec["sources"]],
-                            build_directory=str(build_dir), extra_cflags=["-O2"], verbose=True)
+    cuda = with_cuda() and bool(spec.get("cuda_sources"))
+    sources = [*spec["sources"], *(spec.get("cuda_sources", []) if cuda else [])]
+    module = build_and_load(name=name, sources=[str(ROOT / s) for s in sources], build_directory=str(build_dir),
+                            extra_cflags=["-O2", *(["-DWITH_CUDA"] if cuda else [])],
+                            extra_cuda_cflags=["-O2"], with_cuda=cuda, verbose=True)
     # a temporary of this process's own: two test workers may build the same extension at once
     partial = library_path(name).with_suffix(f".{os.getpid()}.tmp")
     shutil.copyfile(module.__file__, partial)

@@ -60,6 +60,7 @@ class RunContext:
     metrics: dict = field(default_factory=dict)
     bench: dict = field(default_factory=dict)
     history: list[tuple[str, float, int]] = field(default_factory=list)
+    figures: bool = True  # False: save_figure draws nothing (smoke's variance seeds and determinism rerun)
 
     def log(self, key: str, value: float, step: int) -> None:
         """A point of a metric's curve; goes to MLflow with its step."""
@@ -85,7 +86,10 @@ class RunContext:
 
         return Figure(**options)
 
-    def save_figure(self, fig, name: str) -> Path:
+    def save_figure(self, fig, name: str) -> Path | None:
+        """Draw `fig` to plots/`name`.png, or nothing in a run told to draw no figures (then None)."""
+        if not self.figures:
+            return None
         path = self.out / "plots" / f"{name}.png"
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
@@ -153,7 +157,8 @@ def _finish(record: dict, status: str, err: BaseException | None = None) -> dict
 
 
 def _run(exercise_id: str, *, seed: int, scale: str, impl: str, threads: int, out: Path,
-         inputs: dict[str, Path], purpose: str = "runs", started_at: float | None = None) -> dict:
+         inputs: dict[str, Path], purpose: str = "runs", started_at: float | None = None,
+         figures: bool = True) -> dict:
     job_start = time.time() if started_at is None else started_at
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, not {scale!r}")
@@ -166,11 +171,11 @@ def _run(exercise_id: str, *, seed: int, scale: str, impl: str, threads: int, ou
     experiment = importlib.import_module(exercise.experiment_module)
     (out / "plots").mkdir(parents=True, exist_ok=True)  # a declared output even when empty
     params = {"exercise": exercise.id, "seed": seed, "scale": scale, "impl": impl, "threads": threads,
-              "purpose": purpose, "git_commit": git_commit(), "torch_version": torch.__version__,
+              "purpose": purpose, "figures": figures, "git_commit": git_commit(), "torch_version": torch.__version__,
               **{f"param.{k}": v for k, v in experiment.SCALES[scale].items()}}
     ctx = RunContext(exercise=exercise, impl=load_impl(exercise, impl), seed=seed, scale=scale,
                      threads=threads, params=dict(experiment.SCALES[scale]),
-                     generator=seed_everything(seed, threads), out=out, inputs=dict(inputs))
+                     generator=seed_everything(seed, threads), out=out, inputs=dict(inputs), figures=figures)
     params |= cpu_code_path()  # after seeding, which settles the code paths
     record = {"params": params, "history": ctx.history, "started_at": job_start}
     # the rerun also records the ATen ops the experiment calls: what its results depend on across CPU models.
@@ -220,9 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--input", type=_name_and_path, action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--started-at", type=float, help="when the job's process started (time.time())")
+    parser.add_argument("--no-figures", dest="figures", action="store_false",
+                        help="draw no figures (the workflow's smoke runs other than the result)")
     args = parser.parse_args(argv)
     record = run_exercise(args.exercise, seed=args.seed, scale=args.scale, impl=args.impl, threads=args.threads,
-                          out=args.out, inputs=dict(args.input), purpose=args.purpose, started_at=args.started_at)
+                          out=args.out, inputs=dict(args.input), purpose=args.purpose, started_at=args.started_at,
+                          figures=args.figures)
     print(f"{args.exercise} seed {args.seed} ({args.purpose}): {record['status']}, record {record['id']}")
     return 0
 

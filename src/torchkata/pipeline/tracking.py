@@ -14,6 +14,9 @@ serialises writes across processes.
 from __future__ import annotations
 
 import fcntl
+import os
+import shutil
+import tempfile
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -24,6 +27,16 @@ EXPERIMENT = "torchkata"
 RECORD_TAG = "torchkata.record"  # the id of the run record a run was logged from
 _THREAD_LOCK = threading.Lock()
 _LOGGED: dict[tuple[str, str], str] = {}  # (store, record id) -> run id, of what this process logged
+# MLflow's telemetry, on by default, reports to a server this offline project cannot reach, and its first import
+# puts a session id into os.environ. In Snakemake's process that changes, mid-call, the environment of every job
+# started after it, and so the warm process it forks from (zygote.socket_path keys on the whole environment).
+QUIET_ENVIRONMENT = {"MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+def quiet_environment() -> None:
+    """Before MLflow's first import in this process, and before the first job starts (the Snakefile calls it)."""
+    for name, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -49,17 +62,39 @@ def store_lock(uri: str) -> Iterator[None]:
 
 
 def _client(uri: str):
+    quiet_environment()
     from mlflow.tracking import MlflowClient  # slow import: only where a run is logged
 
     return MlflowClient(tracking_uri=uri)
 
 
+def empty_store_template() -> Path:
+    """An empty SQLite store with MLflow's schema, made once per MLflow, SQLAlchemy and Alembic version on this
+    machine: a new store is a copy of it. Creating a store runs every schema migration MLflow has (2.9 s, more
+    than any smoke run), and every Snakemake call from empty results, every test DAG, makes a new store."""
+    import alembic
+    import mlflow
+    import sqlalchemy
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torchkata"
+    template = cache / f"mlflow-{mlflow.__version__}-sqlalchemy-{sqlalchemy.__version__}-alembic-{alembic.__version__}.db"
+    if not template.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as scratch:
+            made = Path(scratch) / "store.db"
+            _client(f"sqlite:///{made}").search_experiments()  # the first query creates and migrates the schema
+            os.replace(made, template)  # whole or absent: another process may be making it too
+    return template
+
+
 def init_store(uri: str, experiment: str = EXPERIMENT) -> str:
-    """Create the store (schema migrations) and the experiment once, before parallel jobs log."""
+    """Create the store and the experiment once, before parallel jobs log."""
     db = sqlite_path(uri)
     if db:
         db.parent.mkdir(parents=True, exist_ok=True)
     with store_lock(uri):
+        if db and not db.exists():
+            shutil.copyfile(empty_store_template(), db)
         client = _client(uri)
         found = client.get_experiment_by_name(experiment)
         if found:
@@ -135,18 +170,23 @@ def log_record(uri: str, record: dict, run_dir: Path, experiment: str = EXPERIME
 
 
 def fetch_runs(uri: str, run_ids: list[str], experiment: str = EXPERIMENT):
-    """The runs with these ids as a pandas DataFrame (metrics.*, params.*, tags.* columns)."""
-    import mlflow
+    """The runs with these ids as a pandas DataFrame (run_id, experiment_id, status, and metrics.*, params.*,
+    tags.* columns, as mlflow.search_runs gives them). Through a client, not mlflow.search_runs: that one reads
+    the global tracking URI, and mlflow.set_tracking_uri keeps it in os.environ, which Snakemake's jobs inherit."""
+    import pandas as pd
 
     if not run_ids:
         raise ValueError("fetch_runs needs at least one run id")
     quoted = ", ".join(f"'{r}'" for r in run_ids)
-    with store_lock(uri):  # mlflow's tracking URI is global state: one thread at a time sets and uses it
-        mlflow.set_tracking_uri(uri)
-        frame = mlflow.search_runs(
-            experiment_ids=[_experiment_id(_client(uri), experiment)],
-            filter_string=f"attributes.run_id IN ({quoted})",
-        )
+    with store_lock(uri):  # a SQLite reader may meet a writer's lock, which MLflow's store does not wait out
+        client = _client(uri)
+        runs = client.search_runs([_experiment_id(client, experiment)],
+                                  filter_string=f"attributes.run_id IN ({quoted})", max_results=len(run_ids))
+    rows = [{"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "status": run.info.status,
+             **{f"{kind}.{name}": value
+                for kind, values in (("metrics", run.data.metrics), ("params", run.data.params), ("tags", run.data.tags))
+                for name, value in values.items()}} for run in runs]
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run_id", "experiment_id", "status"])
     missing = set(run_ids) - set(frame["run_id"])
     if missing:
         raise RuntimeError(f"MLflow at {uri} has no runs {sorted(missing)}")

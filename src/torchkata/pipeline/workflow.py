@@ -21,7 +21,8 @@ import re
 import sys
 from pathlib import Path
 
-from torchkata.pipeline.catalog import IMPLS, SCALES, Catalog, Exercise
+from torchkata.pipeline.catalog import IMPLS, ROOT, SCALES, Catalog, Exercise
+from torchkata.pipeline.imports import source_files
 from torchkata.pipeline.plan import capabilities
 
 VARIANT = rf"(?:{'|'.join(IMPLS)})-(?:{'|'.join(SCALES)})"
@@ -47,6 +48,14 @@ def run_dir(exercise_id: str, variant_name: str, seed, kind: str = "runs") -> st
 
 def module_file(module: str) -> str:
     return f"src/{module.replace('.', '/')}.py"
+
+
+def code_files(exercise: Exercise, implementation: str) -> list[str]:
+    """The project files a run of `exercise` executes besides the runner: its experiment, the implementation
+    graded (the reference's module or the learner's starter), and every torchkata module either imports."""
+    files = dict.fromkeys(source_files(ROOT, module_file(exercise.experiment_module)))
+    files |= dict.fromkeys(source_files(ROOT, implementation))
+    return [f for f in files if f not in RUNNER_CODE]
 
 
 def extension_library(name: str) -> str:
@@ -79,6 +88,12 @@ class Workflow:
 
     def threads(self, variant_name: str) -> int:
         return self.scale(split_variant(variant_name)[1])["threads"]
+
+    def figure_option(self, variant_name: str, kind: str, seed) -> str:
+        """At smoke only the result's run draws its figures: the variance seeds and the determinism rerun are
+        there for their numbers, and drawing a figure costs more than most smoke runs' work."""
+        result = kind == "runs" and int(seed) == self.seed
+        return "" if result or split_variant(variant_name)[1] != "smoke" else "--no-figures"
 
     # -- data
 
@@ -127,8 +142,7 @@ class Workflow:
             if not exercise.done:
                 return deps
             impl, _ = split_variant(wildcards.variant)
-            deps["code"] = [module_file(exercise.experiment_module), self.implementation_file(exercise, impl),
-                            *RUNNER_CODE]
+            deps["code"] = [*code_files(exercise, self.implementation_file(exercise, impl)), *RUNNER_CODE]
             for name in exercise.datasets:
                 deps[f"dataset_{name}"] = ancient(self.dataset_files(name))
             for name in exercise.extensions:

@@ -1,0 +1,1 @@
+../a14/starter.py
