@@ -100,4 +100,4 @@ def run(ctx: RunContext) -> None:
     ctx.bench["separable_layer"] = compare(lambda: ours(x), lambda: native(x), p["bench_seconds"])
     ctx.bench["ratio"] = ctx.bench["separable_layer"]["ratio"]
 
-    plot_histories(ctx, histories, f"b04-07: standard vs separable, channels {p['channels']}")
+    plot_histories(ctx, histories, f"b04-07, channels {p['channels']}")

@@ -84,7 +84,7 @@ def run(ctx: RunContext) -> None:
                                          for v in VARIANTS})
 
     plot_histories(ctx, {label: histories[v] for v, label in VARIANTS.items()},
-                   f"b04-08: channels {p['channels']}, {len(train[0])} images")
+                   f"b04-08, {len(train[0])} images")
     fig = ctx.figure(figsize=(10, 3.2))
     panels = [("test accuracy", [ctx.metrics[f"{v}_test_accuracy"] for v in VARIANTS]),
               ("parameters", [ctx.metrics[f"{v}_parameters"] for v in VARIANTS]),
