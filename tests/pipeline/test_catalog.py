@@ -196,3 +196,18 @@ def test_the_test_command_is_projected_from_its_files(tmp_path):
     assert result["over_budget"] == {"b04-06": 4.0}
     # the 179 exercises without a measured test file at the mean (3 s), over the two workers
     assert result["projected_s"] == pytest.approx(110.0 + 179 * 3.0 / 2)
+
+
+def test_raw_data_keys_are_config_keys():
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text(encoding="utf-8"))
+    data_keys = schema["properties"]["data"]["properties"]
+    config = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    for e in CATALOG.exercises.values():
+        for key in e.raw_data:
+            assert key in data_keys and key in config["data"], f"{e.id}: inputs.raw_data {key!r} is not under data:"
+
+
+def test_unknown_input_kind_is_refused(tmp_path):
+    path = write_catalog(tmp_path, inputs={"raw": ["mnist"]})
+    with pytest.raises(CatalogError, match=r"x1: unknown inputs \['raw'\]"):
+        load_catalog(path)

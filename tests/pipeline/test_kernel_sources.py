@@ -65,3 +65,17 @@ def test_cuda_dispatch_compiles(name, tmp_path):
                                *(f"-I{p}" for p in includes), str(ROOT / source)],
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-4000:]
+
+
+@pytest.mark.parametrize("name", sorted(EXTENSIONS))
+def test_included_headers_are_listed(name):
+    """A header of csrc/ that a source includes is in the extension's `headers`, so an edit to it rebuilds the
+    library and reruns its consumers."""
+    spec = EXTENSIONS[name]
+    listed = {(ROOT / h).resolve() for h in spec.get("headers", [])}
+    for source in (*spec["sources"], *spec.get("cuda_sources", [])):
+        path = ROOT / source
+        for line in path.read_text().splitlines():
+            if line.startswith('#include "'):
+                header = (path.parent / line.split('"')[1]).resolve()
+                assert header in listed, f"{source} includes {header.relative_to(ROOT)}, not in {name}'s headers"

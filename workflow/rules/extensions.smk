@@ -8,6 +8,7 @@ for _name, _spec in CATALOG.extensions.items():
         input:
             _spec["sources"],
             _spec.get("cuda_sources", []),
+            _spec.get("headers", []),
         output:
             extension_library(_name),
         log:

@@ -22,7 +22,7 @@ def run(ctx: RunContext) -> None:
     p, g = ctx.params, ctx.generator
     library_path = str(ctx.input("add"))
     impl = ctx.impl
-    targets = devices(ctx, impl.library(library_path))
+    targets = devices(ctx, impl.library(library_path).has_cuda())
     worst = {"max_rel_error": 0.0, "float32_max_rel_error": 0.0, "grad_max_rel_error": 0.0}
     smallest_scale = float("inf")
     sizes = FIXED_SIZES + [int(n) for n in torch.randint(1, p["max_numel"] + 1, (p["trials"],), generator=g)]

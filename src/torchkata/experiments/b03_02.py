@@ -1,7 +1,7 @@
 """b03-02 experiment: MNIST without torchvision. Your IDX reader reads the raw files (gzip as they ship) and
 an MLP is trained on them with the shared loop, beside a linear softmax classifier on the same data and batch
-order: Fashion-MNIST by default, real MNIST where the run is given an input `mnist` (a folder of the four IDX
-files). On Fashion-MNIST the tensors read are checked against the prepared copy the project made with its own
+order: Fashion-MNIST's raw files (config data.fashion_mnist) by default, real MNIST where data.mnist names a folder
+of its four IDX files. On Fashion-MNIST the tensors read are checked against the prepared copy the project made with its own
 reader, and your reader is timed against that one."""
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ SCALES = {
     "full": {"train_size": None, "epochs": 40, "widths": [1024, 512], "batch_size": 128, "lr": 1e-3,
              "bench_file": "t10k-images-idx3-ubyte", "bench_seconds": 1.0},
 }
-# where config.yaml's data.fashion_mnist keeps the raw files that data/fashion-mnist was prepared from
-FASHION_RAW = Path("data/external/fashion-mnist")
 
 
 def splits(ctx: RunContext, folder: Path) -> tuple[tuple, tuple]:
@@ -41,7 +39,8 @@ def splits(ctx: RunContext, folder: Path) -> tuple[tuple, tuple]:
 
 def run(ctx: RunContext) -> None:
     p = ctx.params
-    dataset, folder = ("mnist", ctx.input("mnist")) if "mnist" in ctx.inputs else ("fashion-mnist", FASHION_RAW)
+    dataset, folder = ("mnist", ctx.input("mnist")) if "mnist" in ctx.inputs else ("fashion-mnist",
+                                                                                   ctx.input("fashion_mnist"))
     if dataset == "fashion-mnist":  # the same tensors as the project's own reader prepared
         prepared = fashion_mnist.load(ctx.input("fashion-mnist"), "test")
         images, labels = ctx.impl.load_split(folder, "test")

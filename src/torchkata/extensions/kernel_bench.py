@@ -3,7 +3,6 @@ there is a GPU), its error against the native op relative to the size of the ans
 native op over sizes, as bench.json figures and a plot."""
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Callable
 
 import torch
@@ -13,12 +12,13 @@ from torchkata.pipeline.bench import compare
 from torchkata.pipeline.runner import RunContext
 
 
-def devices(ctx: RunContext, library: ModuleType) -> list[torch.device]:
-    """The CPU, and the GPU where torch has one and the library was built with its CUDA kernel; records which."""
+def devices(ctx: RunContext, has_cuda: bool) -> list[torch.device]:
+    """The CPU, and the GPU where torch has one and the library was built with its CUDA kernel (`has_cuda`);
+    records which."""
     if not torch.cuda.is_available():
         ctx.half("cuda", skipped="no CUDA device")
         return [torch.device("cpu")]
-    if not library.has_cuda():
+    if not has_cuda:
         ctx.half("cuda", skipped="the extension was built without its CUDA kernel")
         return [torch.device("cpu")]
     ctx.half("cuda")

@@ -60,6 +60,7 @@ class Exercise:
     datasets: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
     checkpoints: tuple[Checkpoint, ...] = ()
+    raw_data: tuple[str, ...] = ()  # config keys data.<key>: folders of raw files the exercise reads itself
     # halves that run only where the machine has them (the CUDA half of a CPU-first exercise); `needs` is what the
     # whole exercise cannot run without
     halves: tuple[str, ...] = ()
@@ -147,7 +148,7 @@ def _resources(entry: dict) -> dict[str, int]:
 
 def _exercise(entry: dict) -> Exercise:
     inputs = entry.get("inputs") or {}
-    unknown = set(inputs) - {"datasets", "extensions", "checkpoints"}
+    unknown = set(inputs) - {"datasets", "extensions", "checkpoints", "raw_data"}
     if unknown:
         raise CatalogError(f"{entry['id']}: unknown inputs {sorted(unknown)}")
     flagship = entry.get("flagship", False)
@@ -176,13 +177,17 @@ def _exercise(entry: dict) -> Exercise:
         datasets=tuple(inputs.get("datasets", ())),
         extensions=tuple(inputs.get("extensions", ())),
         checkpoints=tuple(Checkpoint(c["from"], c["artifact"]) for c in inputs.get("checkpoints", ())),
+        raw_data=tuple(inputs.get("raw_data", ())),
         halves=halves,
         flagship=flagship,
         **_resources(entry),
     )
 
 
-EXTENSION_KEYS = ("sources", "cuda_sources")  # C++ (always built), CUDA (built in where torch has CUDA)
+# sources: C++ (always built); cuda_sources: CUDA (built in where torch has CUDA); headers: what the sources include
+# from csrc/ (an edit rebuilds); ops: true for a library of torch operators (TORCH_LIBRARY, loaded with
+# torch.ops.load_library: no Python headers to compile), false (default) for a pybind11 Python module
+EXTENSION_KEYS = ("sources", "cuda_sources", "headers", "ops")
 
 
 def _validate(cat: Catalog) -> None:
@@ -208,8 +213,10 @@ def _validate(cat: Catalog) -> None:
     for name, spec in cat.extensions.items():
         unknown = set(spec) - set(EXTENSION_KEYS)
         if unknown or not spec.get("sources"):
-            raise CatalogError(f"extension {name!r}: needs `sources` (C++) and may have `cuda_sources`; "
-                               f"unknown keys {sorted(unknown)}")
+            raise CatalogError(f"extension {name!r}: needs `sources` (C++) and may have `cuda_sources`, `headers` "
+                               f"and `ops`; unknown keys {sorted(unknown)}")
+        if not isinstance(spec.get("ops", False), bool):
+            raise CatalogError(f"extension {name!r}: ops must be true or false, not {spec['ops']!r}")
 
 
 @lru_cache(maxsize=None)

@@ -31,7 +31,8 @@ PIPELINES = [("dvc.yaml", "default"), ("proof/smoke/dvc.yaml", "smoke")]
 def exercise_deps(catalog: Catalog, exercise: Exercise, scale: str) -> list[str]:
     deps = code_files(exercise, module_file(exercise.reference))
     deps += [f"data/{name}" for name in exercise.datasets]
-    deps += [source for name in exercise.extensions for source in catalog.extensions[name]["sources"]]
+    deps += [source for name in exercise.extensions
+             for source in (*catalog.extensions[name]["sources"], *catalog.extensions[name].get("headers", []))]
     deps += [f"results/proof/{variant('reference', scale)}/{c.source}/metrics.json" for c in exercise.checkpoints]
     return deps
 
