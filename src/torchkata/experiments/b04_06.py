@@ -11,7 +11,7 @@ import torch
 from torchkata.data import fashion_mnist
 from torchkata.pipeline.bench import median_seconds
 from torchkata.pipeline.runner import RunContext
-from torchkata.training.loop import evaluate, fit, plot_histories
+from torchkata.training.loop import evaluate, fit, one_cycle, plot_histories
 
 SCALES = {
     "smoke": {"train_size": 256, "test_size": 256, "epochs": 1, "batch_size": 128, "max_lr": 4e-3,
@@ -31,19 +31,6 @@ CHECKPOINT_KEYS = ("state_dict", "config", "classes")
 def class_key(name: str) -> str:
     """'T-shirt/top' -> 't_shirt_top': a metric key without slashes or spaces."""
     return re.sub(r"\W+", "_", name).lower()
-
-
-def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int):
-    """A `before_step` for training.loop that runs torch's OneCycleLR once per optimizer step: warm up to max_lr
-    over the first quarter, then anneal to near zero. Step 0 uses the schedule's initial rate; before step s > 0
-    the scheduler advances once, as it would after step s - 1."""
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps,
-                                                   pct_start=0.25)
-
-    def before_step(model, step: int) -> None:
-        if step > 0:
-            schedule.step()
-    return before_step
 
 
 def run(ctx: RunContext) -> None:

@@ -10,10 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from torchkata.data import fashion_mnist
-from torchkata.experiments.b04_06 import one_cycle
 from torchkata.pipeline.bench import median_seconds
 from torchkata.pipeline.runner import RunContext
-from torchkata.training.loop import evaluate, fit, plot_histories
+from torchkata.training.loop import evaluate, fit, one_cycle, plot_histories
 from torchkata.vision.fashion_cnn import normalize
 
 SCALES = {
