@@ -1,4 +1,5 @@
-"""b04-06: a CNN for Fashion-MNIST. Fill in every body; keep the signatures.
+"""b04-06: a CNN for Fashion-MNIST. Fill in every body; keep the signatures. Training is the shared loop
+(torchkata.training.loop), which the experiment runs with a one-cycle learning rate.
 
 Grade it:  torchkata check b04-06
 Run it:    snakemake --cores 2 results/b04-06/starter-default/runs/seed-0/metrics.json
@@ -15,15 +16,17 @@ IMAGE_SHAPE = (1, 28, 28)
 def normalize(images: Tensor) -> Tensor:
     """uint8 images [N, 28, 28] (0..255) -> float32 [N, 1, 28, 28] with zero mean and unit std.
 
-    Anything else (another dtype, another rank) raises ValueError naming what it got.
+    Anything else (another dtype, another rank) raises ValueError naming what it got (with the word uint8).
     """
     raise NotImplementedError("b04-06: normalize")
 
 
 class FashionCNN(nn.Module):
-    """Conv blocks, then a classifier, then `self.head = nn.Linear(hidden, num_classes)` as its own
-    attribute (b04-10 replaces it). Keep the constructor arguments in `self.config` (a dict) so a
-    checkpoint can rebuild the model. forward() raises ValueError for input that is not [N, 1, 28, 28]."""
+    """`self.features`: two conv blocks with batch norm, each halving H and W (28 -> 14 -> 7, `channels` maps);
+    `self.classifier`: flatten, nn.Linear(channels[1] * 7 * 7, hidden) at index 1, ReLU, dropout;
+    `self.head = nn.Linear(hidden, num_classes)`, its own attribute (b04-10 replaces it). Keep the constructor
+    arguments in `self.config` (a dict, channels as a list) so a checkpoint can rebuild the model. forward() raises
+    ValueError (naming the shape, 28) for input that is not [N, 1, 28, 28], and works on channels_last input."""
 
     def __init__(self, channels: tuple[int, int] = (32, 64), hidden: int = 128, num_classes: int = 10,
                  dropout: float = 0.25):
@@ -32,15 +35,3 @@ class FashionCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         raise NotImplementedError("b04-06: FashionCNN.forward")
-
-
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: Tensor, labels: Tensor,
-                batch_size: int, generator: torch.Generator) -> float:
-    """One pass over (images, labels) in an order drawn from `generator`; returns the mean training loss."""
-    raise NotImplementedError("b04-06: train_epoch")
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> dict:
-    """In eval mode: {"loss": mean cross-entropy, "accuracy", "correct": count, "predictions": labels}."""
-    raise NotImplementedError("b04-06: evaluate")

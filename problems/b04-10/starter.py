@@ -34,5 +34,6 @@ def fine_tune(model: FashionCNN, images: Tensor, labels: Tensor, *, epochs: int,
               full_lr: float, batch_size: int, generator: torch.Generator,
               on_epoch: Callable[[int, float], None] | None = None) -> list[float]:
     """`head_epochs` epochs of the new layers alone at `lr`, then all layers at `full_lr` until `epochs`.
-    Returns each epoch's mean training loss and calls on_epoch(epoch, loss) after each (from 1)."""
+    One epoch is torchkata.training.loop.train_epoch. Returns each epoch's mean training loss and calls
+    on_epoch(epoch, loss) after each (from 1)."""
     raise NotImplementedError("b04-10: fine_tune")

@@ -1,6 +1,7 @@
-"""b04-06: a CNN for Fashion-MNIST. Shapes and errors, a few training steps that must fit a small batch,
-data order from the seeded generator, and evaluate() on hand-made cases. No full training here: the
-experiment (results/b04-06/...) measures the test accuracy."""
+"""b04-06: a CNN for Fashion-MNIST. Shapes and errors, the normalisation, the parts b04-10 and b04-05 rely on
+(features, classifier, a separate head, a config that rebuilds the model), channels_last input, and a few epochs of
+the shared training loop that must fit a small batch. No full training here: the experiment (results/b04-06/...)
+measures the test accuracy."""
 from types import SimpleNamespace
 
 import pytest
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from grading import failing_checks
+from torchkata.training.loop import evaluate, train_epoch
 
 EXERCISE = "b04-06"
 
@@ -38,6 +40,26 @@ def check_output_shapes(impl):
     torch.testing.assert_close(rebuilt(x), model(x))
 
 
+def check_default_config(impl):
+    model = impl.FashionCNN()
+    assert model.config == {"channels": [32, 64], "hidden": 128, "num_classes": 10, "dropout": 0.25}
+    assert (model.head.in_features, model.head.out_features) == (128, 10)
+
+
+def check_parts(impl):
+    """What b04-10 transfers and b04-05 hooks: `features` (conv blocks, 28 -> 7), `classifier` (flatten, the hidden
+    layer at index 1, ReLU, dropout) and `head`, called in that order."""
+    model = impl.FashionCNN(channels=(4, 8), hidden=16, num_classes=3, dropout=0.5).eval()
+    x = torch.randn(2, 1, 28, 28)
+    maps = model.features(x)
+    assert maps.shape == (2, 8, 7, 7)
+    assert isinstance(model.classifier[1], nn.Linear) and model.classifier[1].out_features == 16
+    assert any(isinstance(m, nn.Dropout) and m.p == 0.5 for m in model.classifier)
+    assert isinstance(model.head, nn.Linear) and model.head.out_features == 3
+    torch.testing.assert_close(model(x), model.head(model.classifier(maps)), rtol=0, atol=0)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.features) == 2
+
+
 def check_wrong_shape(impl):
     model = impl.FashionCNN()
     for shape in [(5, 28, 28), (5, 3, 28, 28), (5, 1, 32, 32), (784,)]:
@@ -51,98 +73,45 @@ def check_normalize(impl):
     assert x.dtype == torch.float32 and x.shape == (3, 1, 28, 28)
     want = (images.float() / 255 - 0.2860) / 0.3530  # Fashion-MNIST's pixel mean and std
     torch.testing.assert_close(x[:, 0], want, atol=2e-3, rtol=0)
-    with pytest.raises(ValueError):
-        impl.normalize(images.float())
-    with pytest.raises(ValueError):
-        impl.normalize(images[:, None])
+    for wrong in (images.float(), images[:, None]):
+        with pytest.raises(ValueError, match=r"uint8"):
+            impl.normalize(wrong)
+
+
+def check_channels_last(impl):
+    """The experiment trains in channels_last: the model must give the same logits for either layout."""
+    model = impl.FashionCNN(channels=(4, 8), hidden=16).eval()
+    x = torch.randn(3, 1, 28, 28)
+    want = model(x)
+    model = model.to(memory_format=torch.channels_last)
+    torch.testing.assert_close(model(x.contiguous(memory_format=torch.channels_last)), want)
 
 
 def check_learns(impl):
-    """A few epochs on 200 images must fit them: the loss falls and training accuracy passes 0.9."""
-    images, labels = synthetic()
+    """A few epochs of the shared loop on 100 images must fit them: the loss falls and accuracy passes 0.9."""
+    images, labels = synthetic(100)
     x = impl.normalize(images)
-    model = impl.FashionCNN(channels=(8, 16), hidden=32)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    model = impl.FashionCNN(channels=(4, 8), hidden=32)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(0)
-    losses = [impl.train_epoch(model, optimizer, x, labels, 32, g) for _ in range(6)]
+    losses = [train_epoch(model, optimizer, x, labels, 25, g)["loss"] for _ in range(4)]
     assert losses[-1] < 0.5 * losses[0], losses
-    assert impl.evaluate(model, x, labels)["accuracy"] >= 0.9
+    assert evaluate(model, x, labels)["accuracy"] >= 0.9
 
 
-class Recorder(nn.Module):
-    """Logits depend on the input (so batching matters for the loss); remembers which samples it saw."""
-
-    def __init__(self):
-        super().__init__()
-        self.w = nn.Parameter(torch.ones(()))
-        self.seen = []
-
-    def forward(self, x):
-        self.seen.append(x[:, 0, 0, 0].long().tolist())
-        return x[:, 0, 0, :10] * self.w
-
-
-def indexed(n):
-    x = torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 4
-    x[:, 0, 0, 0] = torch.arange(n)  # each sample carries its index
-    return x, torch.arange(n) % 10
-
-
-def check_train_epoch_visits_each_sample_once(impl):
-    x, y = indexed(10)
-    model = Recorder()
-    loss = impl.train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.0), x, y, 4,
-                            torch.Generator().manual_seed(0))
-    assert [len(b) for b in model.seen] == [4, 4, 2]
-    assert sorted(i for b in model.seen for i in b) == list(range(10))
-    # the mean over samples, not over batches (the last batch is smaller)
-    assert loss == pytest.approx(F.cross_entropy(model(x), y).item(), rel=1e-6)
-
-
-def check_order_comes_from_generator(impl):
-    orders = []
-    for seed in (0, 0, 1):
-        x, y = indexed(64)
-        model = Recorder()
-        impl.train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.0), x, y, 64,
-                         torch.Generator().manual_seed(seed))
-        orders.append(model.seen[0])
-    assert orders[0] == orders[1], "the same seed must give the same order"
-    assert orders[0] != orders[2], "a different seed must give a different order"
-    assert orders[0] != list(range(64)), "the data must be shuffled"
-
-
-class Lookup(nn.Module):
-    """Predicts the class written in pixel (0, 0); its logits also depend on pixel (0, 1)."""
-
-    def forward(self, x):
-        return F.one_hot(x[:, 0, 0, 0].long(), 10) * 3.0 + x[:, 0, 0, 1:11]
-
-
-def check_evaluate_counts(impl):
-    labels = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
-    predicted = torch.tensor([0, 1, 2, 3, 4, 5, 6, 0, 0, 0])  # 7 right
-    x = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    x[:, 0, 0, 0] = predicted.float()
-    result = impl.evaluate(Lookup(), x, labels, batch_size=3)  # batches of 3, 3, 3, 1
-    assert result["correct"] == 7 and result["accuracy"] == pytest.approx(0.7)
-    assert torch.equal(result["predictions"], predicted)
-    assert result["loss"] == pytest.approx(F.cross_entropy(Lookup()(x), labels).item(), rel=1e-6)
-
-
-def check_evaluate_in_eval_mode(impl):
-    """Dropout and batch statistics are off while evaluating: the same call twice gives the same loss."""
-    images, labels = synthetic(40)
-    model = impl.FashionCNN(channels=(4, 8), hidden=16, dropout=0.5)
-    model.train()
+def check_eval_is_deterministic(impl):
+    """Dropout is off and batch norm uses its running statistics in eval mode: a sample's logits do not depend on
+    the rest of its batch, and two calls agree."""
+    images, _ = synthetic(40)
+    model = impl.FashionCNN(channels=(4, 8), hidden=16, dropout=0.5).eval()
     x = impl.normalize(images)
-    first, second = impl.evaluate(model, x, labels, 7), impl.evaluate(model, x, labels, 40)
-    assert first["loss"] == pytest.approx(second["loss"], rel=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x[:7]), model(x)[:7])
 
 
-CHECKS = [check_output_shapes, check_wrong_shape, check_normalize, check_learns,
-          check_train_epoch_visits_each_sample_once, check_order_comes_from_generator,
-          check_evaluate_counts, check_evaluate_in_eval_mode]
+CHECKS = [check_output_shapes, check_default_config, check_parts, check_wrong_shape, check_normalize,
+          check_channels_last, check_learns, check_eval_is_deterministic]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
@@ -156,50 +125,70 @@ def test_fashion_cnn(impl, check):
 def reference(**broken):
     from torchkata.vision import fashion_cnn
 
-    parts = {name: getattr(fashion_cnn, name) for name in ("FashionCNN", "normalize", "train_epoch", "evaluate")}
+    parts = {name: getattr(fashion_cnn, name) for name in ("FashionCNN", "normalize")}
     return SimpleNamespace(**{**parts, **broken})
 
 
-class BlindCNN(nn.Module):
-    """A CNN whose forward ignores its input: it can learn the class frequencies, nothing more."""
+def broken_cnn(forward=None, init=None):
+    """The reference FashionCNN with its forward (or what __init__ does after the reference's) replaced."""
+    from torchkata.vision.fashion_cnn import FashionCNN
 
-    def __init__(self, num_classes=10, **config):
-        super().__init__()
-        self.config = {"num_classes": num_classes, **config}
-        self.bias = nn.Parameter(torch.zeros(num_classes))
+    class Broken(FashionCNN):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if init is not None:
+                init(self)
 
-    def forward(self, x):
-        return self.bias.expand(len(x), -1)
-
-
-def no_step(model, optimizer, images, labels, batch_size, generator):
-    model.train()
-    return F.cross_entropy(model(images), labels).item()
+    if forward is not None:
+        Broken.forward = forward
+    return Broken
 
 
-def unshuffled(model, optimizer, images, labels, batch_size, generator):
-    model.train()
-    for start in range(0, len(images), batch_size):
-        loss = F.cross_entropy(model(images[start:start + batch_size]), labels[start:start + batch_size])
-        optimizer.zero_grad(), loss.backward(), optimizer.step()
-    return loss.item()
+def blind(self, x):  # ignores the image: it can learn the class frequencies, nothing more
+    return self.head(self.classifier(self.features(torch.zeros_like(x))))
 
 
-@torch.no_grad()
-def train_mode_evaluate(model, images, labels, batch_size=1000):
-    logits = torch.cat([model(images[s:s + batch_size]) for s in range(0, len(images), batch_size)])
-    predictions = logits.argmax(1)
-    correct = int((predictions == labels).sum())
-    return {"loss": F.cross_entropy(logits, labels).item(), "accuracy": correct / len(labels),
-            "correct": correct, "predictions": predictions}
+def flattens_with_view(self, x):  # a view cannot flatten a channels_last feature map
+    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+        raise ValueError(f"expects [N, 1, 28, 28], got {list(x.shape)}")
+    maps = self.features(x)
+    return self.head(self.classifier[1:](maps.view(len(maps), -1)))
 
 
+def unchecked(self, x):
+    return self.head(self.classifier(self.features(x)))
+
+
+def head_in_classifier(model):  # the head folded into the classifier: b04-10 could not swap it
+    model.classifier.append(model.head)
+    model.head = nn.Identity()
+
+
+def drop_batch_norm(model):
+    model.features = nn.Sequential(*(m for m in model.features if not isinstance(m, nn.BatchNorm2d)))
+
+
+def forgets_config(model):
+    model.config = {"channels": [32, 64]}
+
+
+def bad_stats(images):
+    if images.dtype != torch.uint8 or images.dim() != 3:
+        raise ValueError(f"expected uint8 images [N, 28, 28], got {images.dtype}")
+    return (images.float() / 255 - 0.5).unsqueeze(1) / 0.5
+
+
+@pytest.mark.suite_check
 @pytest.mark.parametrize("broken, rejected_by", [
-    ({"FashionCNN": BlindCNN}, "check_learns"),
-    ({"train_epoch": no_step}, "check_learns"),
-    ({"train_epoch": unshuffled}, "check_order_comes_from_generator"),
-    ({"evaluate": train_mode_evaluate}, "check_evaluate_in_eval_mode"),
-], ids=["blind-model", "no-optimizer-step", "unshuffled", "evaluate-in-train-mode"])
+    ({"FashionCNN": broken_cnn(forward=blind)}, "check_learns"),
+    ({"FashionCNN": broken_cnn(forward=flattens_with_view)}, "check_channels_last"),
+    ({"FashionCNN": broken_cnn(forward=unchecked)}, "check_wrong_shape"),
+    ({"FashionCNN": broken_cnn(init=head_in_classifier)}, "check_parts"),
+    ({"FashionCNN": broken_cnn(init=drop_batch_norm)}, "check_parts"),
+    ({"FashionCNN": broken_cnn(init=forgets_config)}, "check_output_shapes"),
+    ({"normalize": bad_stats}, "check_normalize"),
+], ids=["blind-model", "flattens-with-view", "no-shape-check", "head-in-classifier", "no-batch-norm",
+        "config-cannot-rebuild", "wrong-pixel-statistics"])
 def test_broken_solution_is_rejected(broken, rejected_by):
     # only the check named to reject it runs: the others would cost a training each and could not change the verdict
     check = next(c for c in CHECKS if c.__name__ == rejected_by)

@@ -126,10 +126,10 @@ def check_each_phase_starts_on_time_with_its_learning_rate(impl):
 
 def check_training_follows_the_statement(impl):
     """The whole schedule as the README states it (Adam over the new layers at `lr`; at epoch head_epochs + 1 a
-    new Adam over every layer at `full_lr`, kept to the end; fashion_cnn.train_epoch each epoch) gives these
+    new Adam over every layer at `full_lr`, kept to the end; training.loop.train_epoch each epoch) gives these
     weights, to within what fused and foreach Adam differ by: their sqrt differs in the last bit, which Adam's
     normalisation grows to about 1e-3 in these 12 steps; another schedule moves weights by about 0.4."""
-    from torchkata.vision.fashion_cnn import train_epoch
+    from torchkata.training.loop import train_epoch
 
     images, labels = digits_like(24)
     x = impl.digits_to_fashion(images)
@@ -204,7 +204,7 @@ def one_learning_rate(model, images, labels, *, lr, full_lr, **rest):
 
 def fresh_optimizer_every_epoch(model, images, labels, *, epochs, head_epochs, lr, full_lr, batch_size, generator,
                                 on_epoch=None):
-    from torchkata.vision.fashion_cnn import train_epoch
+    from torchkata.training.loop import train_epoch
     from torchkata.vision.transfer import set_trainable
 
     set_trainable(model, head_only=True)
@@ -218,12 +218,13 @@ def fresh_optimizer_every_epoch(model, images, labels, *, epochs, head_epochs, l
 
 
 def never_frozen(model, images, labels, *, epochs, head_epochs, lr, full_lr, batch_size, generator, on_epoch=None):
-    from torchkata.vision.fashion_cnn import train_epoch
+    from torchkata.training.loop import train_epoch
 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    return [train_epoch(model, optimizer, images, labels, batch_size, generator) for _ in range(epochs)]
+    return [train_epoch(model, optimizer, images, labels, batch_size, generator)["loss"] for _ in range(epochs)]
 
 
+@pytest.mark.suite_check
 @pytest.mark.parametrize("broken, rejected_by", [
     ({"from_pretrained": ignores_weights}, "check_from_pretrained"),
     ({"from_pretrained": keeps_old_head}, "check_from_pretrained"),

@@ -1,10 +1,13 @@
 """The shared training loop: the order, the accumulation, the hooks and the records that exercises rely on."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchkata.training.loop import batch_order, evaluate, fit, mean_std, over_seeds, plot_histories, train_epoch
+from torchkata.training.loop import (batch_order, evaluate, fit, mean_std, one_cycle, over_seeds, plot_histories,
+                                     train_epoch)
 
 
 def data(n=40, features=5, classes=3, seed=0):
@@ -140,6 +143,8 @@ def test_mean_std_is_the_sample_spread_over_seeds():
     assert mean_std([0.5]) == (0.5, 0.0)
     with pytest.raises(ValueError, match="at least one"):
         mean_std([])
+    mean, std = mean_std([0.5, float("inf")])  # a diverged seed: no spread, not an exception
+    assert mean == float("inf") and math.isnan(std)
 
 
 def test_over_seeds_gives_the_mean_curve_and_its_band_per_epoch():
@@ -151,3 +156,22 @@ def test_over_seeds_gives_the_mean_curve_and_its_band_per_epoch():
     assert "epoch" not in errors
     with pytest.raises(ValueError, match="equal length"):
         over_seeds([runs[0], runs[1][:1]])
+
+
+def test_one_cycle_gives_step_s_the_schedules_rate_after_s_steps():
+    def optimizer():
+        return torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+
+    ours, theirs = optimizer(), optimizer()
+    before_step = one_cycle(ours, max_lr=0.4, total_steps=20)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(theirs, max_lr=0.4, total_steps=20, pct_start=0.25)
+    rates = []
+    for step in range(20):
+        before_step(None, step)
+        rates.append(ours.param_groups[0]["lr"])
+    expected = [theirs.param_groups[0]["lr"]]
+    for _ in range(19):
+        schedule.step()
+        expected.append(theirs.param_groups[0]["lr"])
+    assert rates == expected
+    assert max(rates) == pytest.approx(0.4) and rates.index(max(rates)) == 4  # the peak after a quarter

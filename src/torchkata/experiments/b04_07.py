@@ -1,79 +1,103 @@
-"""b04-07 experiment: the same small CNN with standard 3x3 convolutions and with depthwise-separable ones, trained
-on Fashion-MNIST over a few seeds: accuracy (mean, std), parameters and multiply-adds (counted), and time per
-epoch and per forward. Both use b04-02's hand-written Conv2d, so the speed compares the layer types, not two
-implementations."""
+"""b04-07 experiment: b04-08's small CNN with standard 3x3 convolutions and with depthwise-separable ones (the
+first stays standard in both: one input channel has nothing to separate), trained once each on Fashion-MNIST with
+the same data, batch order and one-cycle schedule (error bars: the variance seeds). Parameters and multiply-adds
+of the convolutions are counted layer by layer through forward hooks and checked against torch's FlopCounterMode;
+the separable layer (b04-02's im2col convolutions) is timed against the same layer of native nn.Conv2d."""
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from torchkata.data import fashion_mnist
-from torchkata.pipeline.bench import median_seconds
-from torchkata.training.loop import fit, mean_std, over_seeds, plot_histories
-from torchkata.vision.conv import Conv2d
-from torchkata.vision.fashion_cnn import normalize
+from torchkata.experiments.b04_08 import fashion_data, train_variant
+from torchkata.pipeline.bench import compare
+from torchkata.pipeline.runner import RunContext
+from torchkata.training.loop import plot_histories
+from torchkata.vision.small_cnn import conv3x3, small_cnn
 
 SCALES = {
-    "smoke": {"train_size": 128, "test_size": 64, "seeds": 1, "epochs": 1, "channels": [4, 8, 8],
-              "batch_size": 64, "lr": 3e-3, "bench_batch": 8, "bench_seconds": 0.02},
-    "default": {"train_size": 10000, "test_size": 5000, "seeds": 2, "epochs": 2, "channels": [16, 32, 64],
-                "batch_size": 128, "lr": 3e-3, "bench_batch": 256, "bench_seconds": 0.3},
-    "full": {"train_size": 60000, "test_size": 10000, "seeds": 5, "epochs": 10, "channels": [32, 64, 128],
-             "batch_size": 128, "lr": 2e-3, "bench_batch": 256, "bench_seconds": 1.0},
+    "smoke": {"train_size": 128, "test_size": 128, "epochs": 1, "batch_size": 64, "max_lr": 4e-3,
+              "weight_decay": 0.01, "channels": [4, 8], "downsample": "stride", "hidden": 8, "dropout": 0.25,
+              "bench_batch": 32, "bench_seconds": 0.02},
+    "default": {"train_size": 60000, "test_size": 10000, "epochs": 2, "batch_size": 128, "max_lr": 4e-3,
+                "weight_decay": 0.01, "channels": [16, 32], "downsample": "stride", "hidden": 128, "dropout": 0.25,
+                "bench_batch": 256, "bench_seconds": 0.2},
+    "full": {"train_size": 60000, "test_size": 10000, "epochs": 10, "batch_size": 128, "max_lr": 4e-3,
+             "weight_decay": 0.01, "channels": [32, 64, 128], "downsample": "pool", "hidden": 128, "dropout": 0.25,
+             "bench_batch": 256, "bench_seconds": 1.0},
 }
 
 
-def network(kind: str, channels: list[int], impl) -> tuple[nn.Sequential, list[dict]]:
-    """A stem 3x3 conv (standard in both: one input channel has nothing to separate), then a block per further
-    width, each followed by batch norm, ReLU and a 2x2 max pool: conv 3x3 (standard or separable); global average
-    pool, linear. Returns the model and each conv layer's cost on 28x28 inputs."""
-    size = 28
-    layers = [Conv2d(1, channels[0], 3, padding=1), nn.BatchNorm2d(channels[0]), nn.ReLU(), nn.MaxPool2d(2)]
-    costs = [impl.conv_cost(1, channels[0], 3, (size, size))]
-    for c_in, c_out in zip(channels, channels[1:]):
-        size //= 2  # after the previous pool
-        if kind == "standard":
-            conv = Conv2d(c_in, c_out, 3, padding=1)
-            costs.append(impl.conv_cost(c_in, c_out, 3, (size, size)))
+def conv_counts(model: nn.Module, impl) -> dict[str, int]:
+    """Parameters and multiply-adds of the model's convolutions on one 28x28 image, each layer counted with
+    impl's formulas at the output size a forward hook sees."""
+    totals = {"parameters": 0, "macs": 0}
+
+    def count(layer, inputs, output):
+        size = tuple(output.shape[-2:])
+        if isinstance(layer, impl.DepthwiseSeparableConv2d):
+            cost = layer.cost(size)
         else:
-            conv = impl.DepthwiseSeparableConv2d(c_in, c_out, 3, padding=1)
-            costs.append(conv.cost((size, size)))
-        layers += [conv, nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels[-1], 10)]
-    return nn.Sequential(*layers), costs
+            cost = impl.conv_cost(layer.in_channels, layer.out_channels, layer.kernel_size[0], size,
+                                  layer.groups, layer.bias is not None)
+        for key in totals:
+            totals[key] += cost[key]
+    # b04-02's Conv2d inside a separable layer is no nn.Conv2d: each layer is counted once
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, impl.DepthwiseSeparableConv2d))]
+    hooks = [m.register_forward_hook(count) for m in layers]
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 1, 28, 28))
+    for hook in hooks:
+        hook.remove()
+    return totals
 
 
-def run(ctx) -> None:
-    p = ctx.params
-    folder = ctx.input("fashion-mnist")
-    train, test = fashion_mnist.load(folder, "train"), fashion_mnist.load(folder, "test")
-    train = (normalize(train["images"][:p["train_size"]]), train["labels"][:p["train_size"]])
-    test = (normalize(test["images"][:p["test_size"]]), test["labels"][:p["test_size"]])
+def counted_by_torch(model: nn.Module) -> int:
+    """Multiply-adds of the layers before Flatten on one image, as FlopCounterMode counts them (2 flops each):
+    the convolutions' (and the separable layers' matrix products); batch norm, pooling and ReLU count nothing."""
+    features = model[:next(i for i, m in enumerate(model) if isinstance(m, nn.Flatten))]
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        features(torch.zeros(1, 1, 28, 28))
+    return counter.get_total_flops() // 2
 
-    histories, errors, summary = {}, {}, {}
-    for kind in ("standard", "separable"):
-        runs = []
-        for k in range(p["seeds"]):
-            torch.manual_seed(ctx.seed * 1000 + k)
-            model, costs = network(kind, p["channels"], ctx.impl)
-            optimizer = torch.optim.Adam(model.parameters(), lr=p["lr"])
-            runs.append(fit(model, optimizer, train, test, p["epochs"], p["batch_size"],
-                            torch.Generator().manual_seed(ctx.seed * 1000 + k), prefix=f"{kind}_"))
-        histories[kind], errors[kind] = over_seeds(runs)
-        accuracy = mean_std([r[-1]["test_accuracy"] for r in runs])
-        model.eval()
-        batch = test[0][:p["bench_batch"]]
-        with torch.no_grad():
-            forward_s = median_seconds(lambda: model(batch), p["bench_seconds"])
-        summary[kind] = {"test_accuracy_mean": accuracy[0], "test_accuracy_std": accuracy[1],
-                         "parameters": sum(t.numel() for t in model.parameters()),
-                         "conv_parameters": sum(c["parameters"] for c in costs),
-                         "conv_macs": sum(c["macs"] for c in costs)}
-        ctx.bench[kind] = {"epoch_s": [h["seconds"] for h in histories[kind]], "forward_s": forward_s,
-                           "images_per_s": len(batch) / forward_s}
-    ctx.metrics.update(summary, test_accuracy=summary["separable"]["test_accuracy_mean"],
-                       macs_ratio=summary["standard"]["conv_macs"] / summary["separable"]["conv_macs"],
-                       parameter_ratio=summary["standard"]["conv_parameters"] / summary["separable"]["conv_parameters"],
-                       seeds=p["seeds"], epochs=p["epochs"], train_size=p["train_size"], test_size=len(test[1]))
-    ctx.bench["forward_ratio"] = ctx.bench["separable"]["forward_s"] / ctx.bench["standard"]["forward_s"]
-    plot_histories(ctx, histories, f"b04-07: standard vs separable, ±std of {p['seeds']} seeds", errors=errors)
+
+def run(ctx: RunContext) -> None:
+    p, impl = ctx.params, ctx.impl
+    train, test = fashion_data(ctx)
+
+    def separable(c_in: int, c_out: int, stride: int) -> nn.Module:
+        if c_in == 1:
+            return conv3x3(c_in, c_out, stride)
+        return impl.DepthwiseSeparableConv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+
+    histories = {}
+    for name, conv in (("standard", conv3x3), ("separable", separable)):
+        def build():
+            return small_cnn(p["channels"], p["downsample"], hidden=p["hidden"], dropout=p["dropout"], conv=conv)
+        histories[name], model = train_variant(ctx, name, build, train, test)
+        model = model.to(memory_format=torch.contiguous_format)
+        counts = conv_counts(model, impl)
+        ctx.metrics.update({f"{name}_conv_parameters": counts["parameters"], f"{name}_conv_macs": counts["macs"],
+                            f"{name}_conv_macs_by_flop_counter": counted_by_torch(model)})
+    m = ctx.metrics
+    m.update(conv_parameter_ratio=m["standard_conv_parameters"] / m["separable_conv_parameters"],
+             conv_macs_ratio=m["standard_conv_macs"] / m["separable_conv_macs"],
+             epochs=p["epochs"], train_images=len(train[0]), test_images=len(test[0]), channels=p["channels"])
+    ctx.bench.update(threads=torch.get_num_threads(),
+                     train_time_ratio=ctx.bench["separable"]["train_seconds"] / ctx.bench["standard"]["train_seconds"])
+
+    # the widest separable layer, hand-written (im2col) against the same weights in native nn.Conv2d
+    c_in, c_out = p["channels"][-2:]
+    ours = impl.DepthwiseSeparableConv2d(c_in, c_out, 3, padding=1, bias=False)
+    native = nn.Sequential(nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False),
+                           nn.Conv2d(c_in, c_out, 1, bias=False))
+    native[0].weight.data.copy_(ours.depthwise.weight)
+    native[1].weight.data.copy_(ours.pointwise.weight)
+    x = torch.randn(p["bench_batch"], c_in, 14, 14, generator=ctx.generator)
+    with torch.no_grad():
+        m["separable_layer_max_abs_error"] = float((ours(x) - native(x)).abs().max())
+    ctx.bench["separable_layer"] = compare(lambda: ours(x), lambda: native(x), p["bench_seconds"])
+    ctx.bench["ratio"] = ctx.bench["separable_layer"]["ratio"]
+
+    plot_histories(ctx, histories, f"b04-07, channels {p['channels']}")

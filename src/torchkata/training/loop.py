@@ -11,6 +11,7 @@ and a scheduler stepped once per epoch.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from typing import Callable, Sequence
@@ -111,10 +112,13 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, train: tuple[Tensor,
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (n - 1; 0 for a single value) of a result over seeds."""
+    """Mean and sample standard deviation (n - 1; 0 for a single value) of a result over seeds. A diverged seed
+    (inf or nan) makes the std nan: statistics.stdev fails on non-finite values, and no spread is meaningful."""
     values = [float(v) for v in values]
     if not values:
         raise ValueError("mean_std needs at least one value")
+    if not all(math.isfinite(v) for v in values):
+        return statistics.fmean(values), math.nan
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
@@ -157,3 +161,16 @@ def plot_histories(ctx, histories: dict[str, list[dict]], title: str, name: str 
         axes[1].set(xlabel="epoch", ylabel="test accuracy", title=f"{title}: test accuracy")
         axes[1].legend(fontsize=7)
     return ctx.save_figure(fig, name)
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int):
+    """A `before_step` for training.loop that runs torch's OneCycleLR once per optimizer step: warm up to max_lr
+    over the first quarter, then anneal to near zero. Step 0 uses the schedule's initial rate; before step s > 0
+    the scheduler advances once, as it would after step s - 1."""
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps,
+                                                   pct_start=0.25)
+
+    def before_step(model, step: int) -> None:
+        if step > 0:
+            schedule.step()
+    return before_step

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from torchkata.vision.fashion_cnn import MEAN, STD, FashionCNN, train_epoch
+from torchkata.training.loop import train_epoch
+from torchkata.vision.fashion_cnn import MEAN, STD, FashionCNN
 
 DIGITS_MAX = 16  # scikit-learn's digits have pixel values 0..16
 
@@ -66,7 +67,7 @@ def fine_tune(model: FashionCNN, images: Tensor, labels: Tensor, *, epochs: int,
         if epoch == head_epochs + 1:
             set_trainable(model, head_only=False)
             optimizer = torch.optim.Adam(model.parameters(), lr=full_lr, fused=True)
-        losses.append(train_epoch(model, optimizer, images, labels, batch_size, generator))
+        losses.append(train_epoch(model, optimizer, images, labels, batch_size, generator)["loss"])
         if on_epoch is not None:
             on_epoch(epoch, losses[-1])
     return losses
