@@ -4,7 +4,7 @@
 // - a45, warp shuffles: each warp adds its 32 values with __shfl_down_sync (registers, no shared memory, no
 //   barrier), lane 0 of each warp stores its sum in shared memory, and the first warp folds those 8 the same way;
 // - m3-deep-2, a shared-memory tree: the 256 values in shared memory, halved by sequential addressing (thread t adds
-//   t + s, s = 128, 64, ..., 1), a barrier between levels.
+//   t + s, s = 128, 64, ..., 1), a barrier between levels, the last warp's levels by shuffles.
 // Only cuda_runtime.h: reduce.cpp checks the tensor and passes raw pointers, the sizes and the stream.
 #include <cuda_runtime.h>
 
@@ -54,19 +54,26 @@ __global__ void __launch_bounds__(kBlock) warp_shuffle_kernel(const T* x, int64_
   }
 }
 
+// The tree t += t + s for s = 128, 64, ..., 1. The levels s = 128 and 64 go through shared memory with a barrier
+// each; the last six (s = 32, ..., 1) stay in the first warp: lane t's register holds sums[t] + sums[t + 32] and
+// __shfl_down_sync performs the remaining levels with the same pairings (lane t adds lane t + s), in registers and
+// without barriers. The order of the additions, and so the result, is the plain tree's.
 template <typename T>
 __global__ void __launch_bounds__(kBlock) shared_tree_kernel(const T* x, int64_t n, T* partial) {
   __shared__ T sums[kBlock];
   sums[threadIdx.x] = grid_stride_sum(x, n);
   __syncthreads();
-  for (int s = kBlock / 2; s > 0; s /= 2) {
+  for (int s = kBlock / 2; s > kWarp; s /= 2) {
     if (threadIdx.x < s) {  // sequential addressing: active threads read consecutive banks, and whole warps idle
       sums[threadIdx.x] += sums[threadIdx.x + s];
     }
     __syncthreads();  // a level is complete before the next reads it
   }
-  if (threadIdx.x == 0) {
-    partial[blockIdx.x] = sums[0];
+  if (threadIdx.x < kWarp) {
+    const T total = warp_fold(sums[threadIdx.x] + sums[threadIdx.x + kWarp]);
+    if (threadIdx.x == 0) {
+      partial[blockIdx.x] = total;
+    }
   }
 }
 

@@ -110,8 +110,14 @@ def sequential_float32(x, library_path=None):
                         dtype=x.dtype, device=x.device)
 
 
-def broken_sums(total):
-    """Mistakes around a correct sum `total(x)`, each of which the checks must reject."""
+def shared_tree_fold(levels=(128, 64, 32, 16, 8, 4, 2, 1)):
+    """The block's 256 sums halved in shared memory: thread t adds t + s for each level s."""
+    return lambda lanes: fold(lanes, levels)
+
+
+def broken_sums(total, wrong_pairings):
+    """Mistakes around a correct sum `total(x)`, each of which the checks must reject, and the kernels' algorithm
+    with each of `wrong_pairings` ({name: fold_block}) for a block's fold."""
 
     def first_block_only(x, library_path=None):  # no second pass: the first block's partial sum is the answer
         flat = x.reshape(-1)
@@ -120,8 +126,7 @@ def broken_sums(total):
         return total(flat[positions < BLOCK])
 
     return {
-        "wrong_pairing_starts_at_offset_8": tree_emulation(warp_shuffle_fold((8, 4, 2, 1))),
-        "wrong_pairing_stops_at_offset_2": tree_emulation(warp_shuffle_fold((16, 8, 4, 2))),
+        **{name: tree_emulation(fold_block) for name, fold_block in wrong_pairings.items()},
         "drops_partial_last_block": lambda x, library_path=None: total(x.reshape(-1)[:x.numel() // BLOCK * BLOCK]),
         "float64_through_float32": lambda x, library_path=None: total(x.float()).to(x.dtype),
         "sequential_float32": sequential_float32,

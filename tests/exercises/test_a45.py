@@ -53,10 +53,14 @@ def test_op_reports_its_cuda_half(reduce_ops):
     assert reduce_ops.reduce_has_cuda() == (torch.version.cuda is not None and torch.cuda.is_available())
 
 
+WRONG_PAIRINGS = {"wrong_pairing_starts_at_offset_8": warp_shuffle_fold((8, 4, 2, 1)),
+                  "wrong_pairing_stops_at_offset_2": warp_shuffle_fold((16, 8, 4, 2))}
+
+
 @pytest.mark.suite_check
-@pytest.mark.parametrize("bug", list(broken_sums(None)))
+@pytest.mark.parametrize("bug", list(broken_sums(None, WRONG_PAIRINGS)))
 def test_broken_sum_is_rejected(bug, reduce_ops):
-    assert failing_checks(SHARED_CHECKS, broken_sums(reduce_ops.warp_sum)[bug])
+    assert failing_checks(SHARED_CHECKS, broken_sums(reduce_ops.warp_sum, WRONG_PAIRINGS)[bug])
 
 
 @pytest.mark.suite_check
