@@ -161,7 +161,7 @@ void matmul_blocked(const at::Tensor& a, const at::Tensor& b, at::Tensor& c, int
 template <typename T>
 void matmul_cpu(const at::Tensor& a, const at::Tensor& b, at::Tensor& c) {
 #if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx2")) {
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     return matmul_blocked<T>(a, b, c, Blocking<T, 32>::kCols, micro_kernel_32<T>);
   }
 #endif

@@ -92,7 +92,8 @@ def check_gradcheck(matmul):
 def check_errors_name_the_problem(matmul):
     with pytest.raises(RuntimeError, match=r"matmul: a and b must be 2-D, got shapes \[3\] and \[3, 2\]"):
         matmul(torch.ones(3), torch.ones(3, 2))
-    with pytest.raises(RuntimeError, match=r"matmul: a's columns must match b's rows, got shapes \[2, 3\] and \[4, 2\]"):
+    with pytest.raises(RuntimeError,
+                       match=r"matmul: a's columns must match b's rows, got shapes \[2, 3\] and \[4, 2\]"):
         matmul(torch.ones(2, 3), torch.ones(4, 2))
     with pytest.raises(RuntimeError, match="matmul: a and b must have one dtype, got Float and Double"):
         matmul(torch.ones(2, 3), torch.ones(3, 2, dtype=torch.float64))
