@@ -49,8 +49,10 @@ def build(name: str) -> Path:
     cuda = with_cuda() and bool(spec.get("cuda_sources"))
     sources = [*spec["sources"], *(spec.get("cuda_sources", []) if cuda else [])]
     built = build_and_load(name=name, sources=[str(ROOT / s) for s in sources], build_directory=str(build_dir),
-                           extra_cflags=["-O2", *(["-DWITH_CUDA"] if cuda else [])],
-                           extra_cuda_cflags=["-O2"], with_cuda=cuda, is_python_module=not spec.get("ops"),
+                           # -fopenmp: at::parallel_for splits work over torch's OpenMP threads (without it, one)
+                           extra_cflags=["-O2", "-fopenmp", *(["-DWITH_CUDA"] if cuda else [])],
+                           extra_ldflags=["-fopenmp"], extra_cuda_cflags=["-O2"], with_cuda=cuda,
+                           is_python_module=not spec.get("ops"),
                            verbose=True)
     # a temporary of this process's own: two test workers may build the same extension at once
     partial = library_path(name).with_suffix(f".{os.getpid()}.tmp")
