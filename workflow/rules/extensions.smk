@@ -9,6 +9,8 @@ for _name, _spec in CATALOG.extensions.items():
             _spec["sources"],
             _spec.get("cuda_sources", []),
             _spec.get("headers", []),
+            # the compiler flags live here: a change rebuilds every library
+            "src/torchkata/pipeline/extensions.py",
         output:
             extension_library(_name),
         log:
