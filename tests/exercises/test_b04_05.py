@@ -2,6 +2,8 @@
 output, and a register_hook on a tensor), for the given or the predicted class, at any conv layer; hooks do not
 outlive the call; the rank correlation is Spearman's; the cascading randomisation re-initialises from the top and
 leaves the trained model alone."""
+import re
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -65,12 +67,17 @@ def check_predicted_class_by_default(impl):
                               impl.grad_cam(model, model.features[-1], x, predicted))
 
 
+def plain_model():
+    """A model with no shape checks of its own: the errors must come from grad_cam."""
+    torch.manual_seed(2)
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 5, 3, padding=1),
+                         nn.Tanh(), nn.Flatten(), nn.Linear(5 * 14 * 14, 4))
+
+
 def check_any_layer_with_register_hook(impl):
     """At the first block (14 x 14 maps) of another model, against a reference that catches the gradient with
     Tensor.register_hook."""
-    torch.manual_seed(2)
-    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 5, 3, padding=1),
-                          nn.Tanh(), nn.Flatten(), nn.Linear(5 * 14 * 14, 4))
+    model = plain_model()
     x, classes = images(3), torch.tensor([1, 0, 3])
     caught = {}
 
@@ -101,12 +108,18 @@ def check_errors(impl):
     model, x = small_model(), images()
     with pytest.raises(ValueError, match="layer"):
         impl.grad_cam(model, nn.ReLU(), x)  # not part of the model
-    with pytest.raises(ValueError, match=r"\[5, 28, 28\]"):
-        impl.grad_cam(model, model.features[-1], x[:, 0])
-    with pytest.raises(ValueError, match="classes"):
-        impl.grad_cam(model, model.features[-1], x, torch.tensor([1, 2]))
+    plain = plain_model()
+    for wrong in (x[0], x[None]):  # 3-d (which a conv would take as one unbatched image) and 5-d
+        with pytest.raises(ValueError, match=re.escape(str(list(wrong.shape)))):
+            impl.grad_cam(plain, plain[2], wrong)
+    for classes in (torch.tensor([1, 2]), torch.arange(7), torch.zeros(5, 1, dtype=torch.long)):
+        with pytest.raises(ValueError, match="classes"):
+            impl.grad_cam(model, model.features[-1], x, classes)
     with pytest.raises(ValueError, match=r"\[5, 16\]"):
         impl.grad_cam(model, model.classifier[1], x)  # a layer without a spatial layout
+    volumes = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Unflatten(1, (2, 2)), nn.Flatten(), nn.Linear(4 * 784, 3))
+    with pytest.raises(ValueError, match=r"\[5, 2, 2, 28, 28\]"):
+        impl.grad_cam(volumes, volumes[1], x)  # 5-d maps
 
 
 def check_rank_correlation(impl):
@@ -118,8 +131,16 @@ def check_rank_correlation(impl):
     want = [spearmanr(x.flatten(), y.flatten()).statistic for x, y in zip(a, b)]
     torch.testing.assert_close(got.double(), torch.tensor(want, dtype=torch.float64), rtol=1e-6, atol=1e-9)
     assert got[1] == pytest.approx(1.0) and got[2] == pytest.approx(-1.0)
-    with pytest.raises(ValueError, match="shape"):
-        impl.rank_correlation(a, b[:, :5])
+    for x, y in ((a, b[:, :5]), (a[:, :5], b)):
+        with pytest.raises(ValueError, match="shape"):
+            impl.rank_correlation(x, y)
+    # a constant map has no ranks: nan, without scipy's warning; a two-valued map has ranks (ties)
+    flat, binary = torch.full((6, 6), 0.5), (a[0] > 0.5).float()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = impl.rank_correlation(torch.stack([flat, a[1], flat, binary]), torch.stack([a[0], flat, flat, a[2]]))
+    assert got[:3].isnan().all()
+    assert got[3].item() == pytest.approx(spearmanr(binary.flatten(), a[2].flatten()).statistic, rel=1e-6)
 
 
 def check_reinitialize(impl):

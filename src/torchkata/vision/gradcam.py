@@ -44,14 +44,14 @@ def grad_cam(model: nn.Module, layer: nn.Module, images: Tensor, classes: Tensor
     (gradients,) = torch.autograd.grad(scores.gather(1, classes[:, None]).sum(), maps)
     weights = gradients.mean(dim=(2, 3), keepdim=True)
     cam = F.relu((weights * maps).sum(dim=1, keepdim=True))
-    return F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0].detach()
+    return F.interpolate(cam, size=images.shape[2:], mode="bilinear", align_corners=False).squeeze(1).detach()
 
 
 def rank_correlation(a: Tensor, b: Tensor) -> Tensor:
     """Spearman rank correlation of each pair of maps a[i], b[i] ([N, H, W] each) -> [N] (nan for a constant map)."""
     if a.shape != b.shape:
         raise ValueError(f"maps differ in shape: {list(a.shape)} against {list(b.shape)}")
-    constant = lambda m: bool((m == m.flatten()[0]).all())  # noqa: E731  (no ranks to correlate: nan, no warning)
+    constant = lambda m: len(m.unique()) < 2  # noqa: E731  (no ranks to correlate: nan, without scipy's warning)
     return torch.tensor([float("nan") if constant(x) or constant(y) else
                          spearmanr(x.flatten().numpy(), y.flatten().numpy()).statistic for x, y in zip(a, b)])
 
@@ -79,7 +79,7 @@ def reinitialize(module: nn.Module, generator: torch.Generator) -> None:
     identity for a batch norm (scale 1, shift 0, running mean 0, var 1); other modules are left alone."""
     with torch.no_grad():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            fan_in = module.weight[0].numel()
+            fan_in = module.weight.shape[1:].numel()
             module.weight.copy_(torch.randn(module.weight.shape, generator=generator) / fan_in ** 0.5)
             if module.bias is not None:
                 module.bias.zero_()
