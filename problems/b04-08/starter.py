@@ -37,6 +37,6 @@ def small_cnn(channels: list[int] | tuple[int, ...], downsample: str = "pool", h
               stage: Callable[[int], nn.Module] | None = None, depth: int = 0) -> nn.Sequential:
     """nn.Sequential for [N, 1, 28, 28] images: for each width c in `channels` (from 1 input channel) a `block`,
     followed by `depth` modules stage(c); then nn.Flatten, nn.Linear(to `hidden`), ReLU, nn.Dropout(dropout),
-    nn.Linear(hidden, num_classes). ValueError naming `channels` when it is empty, naming `stage` when depth > 0
-    comes without one."""
+    nn.Linear(hidden, num_classes); with hidden=0 only nn.Flatten and nn.Linear(to num_classes). ValueError naming
+    `channels` when it is empty, naming `stage` when depth > 0 comes without one."""
     raise NotImplementedError("b04-08: small_cnn")

@@ -29,6 +29,8 @@ def features(model: nn.Sequential) -> nn.Sequential:
 def expected_parameters(channels, side, hidden, classes=10):
     """3x3 conv weights (no bias) and batch norm's scale and shift per block, then the two linear layers."""
     blocks = sum(9 * c_in * c_out + 2 * c_out for c_in, c_out in zip((1, *channels), channels))
+    if hidden == 0:  # the output layer reads the flattened map
+        return blocks + channels[-1] * side * side * classes + classes
     return blocks + channels[-1] * side * side * hidden + hidden + hidden * classes + classes
 
 
@@ -80,9 +82,10 @@ def check_feature_maps(cnn):
 def check_parameters(cnn):
     for channels, ds, side in [([4, 6], "pool", 7), ([4, 6], "stride", 7), ([4, 6], "none", 28),
                                ([2, 3, 5], "stride", 4), ([2, 3, 5], "pool", 3)]:
-        model = cnn.small_cnn(channels, ds, hidden=12, num_classes=7)
-        want = expected_parameters(channels, side, 12, 7)
-        assert sum(p.numel() for p in model.parameters()) == want, (channels, ds)
+        for hidden in (12, 0):
+            model = cnn.small_cnn(channels, ds, hidden=hidden, num_classes=7)
+            want = expected_parameters(channels, side, hidden, 7)
+            assert sum(p.numel() for p in model.parameters()) == want, (channels, ds, hidden)
 
 
 def check_classifier(cnn):
@@ -95,6 +98,11 @@ def check_classifier(cnn):
     default = cnn.small_cnn([4])
     assert default[-1].out_features == 10 and default[-2].p == 0.25 and default[-4].out_features == 128
     assert sum(isinstance(m, nn.MaxPool2d) for m in default) == 1  # pooling unless told otherwise
+    linear = cnn.small_cnn([4, 6], "none", hidden=0, dropout=0.4, num_classes=3)  # no hidden layer, no dropout
+    tail = linear[len(features(linear)):]
+    assert [type(m) for m in tail] == [nn.Flatten, nn.Linear] and (tail[1].in_features, tail[1].out_features) == (
+        6 * 28 * 28, 3)
+    assert linear(torch.randn(2, 1, 28, 28)).shape == (2, 3)
 
 
 def check_conv_hook(cnn):

@@ -60,6 +60,29 @@ def check_matches_conv2d(dilated):
                                            rtol=tol, atol=tol, msg=str(case))
 
 
+def check_non_contiguous(dilated):
+    x, weight, bias = tensors(CASES[1])  # groups 2, stride (2, 1), padding (2, 1), dilation (3, 2)
+    x_t = x.transpose(2, 3).contiguous().transpose(2, 3)  # the same values in column-major strides
+    w_t = weight.transpose(2, 3).contiguous().transpose(2, 3)
+    b_t = torch.stack([bias, bias], 1)[:, 0]  # every other element of a buffer
+    assert not (x_t.is_contiguous() or w_t.is_contiguous() or b_t.is_contiguous())
+    torch.testing.assert_close(dilated.dilated_conv2d(x_t, w_t, b_t, (3, 2), (2, 1), (2, 1), 2),
+                               F.conv2d(x, weight, bias, (2, 1), (2, 1), (3, 2), 2), rtol=1e-10, atol=1e-10)
+    every_other = torch.randn(1, 4, 13, 24, dtype=torch.float64)[..., ::2]  # a strided view of the columns
+    torch.testing.assert_close(dilated.dilated_conv2d(every_other, weight, None, 2, 1, 1, 2),
+                               F.conv2d(every_other, weight, None, 1, 1, 2, 2), rtol=1e-10, atol=1e-10)
+
+
+def check_bad_shapes(dilated):
+    x, weight, _ = tensors(CASES[0])  # 3 input channels
+    with pytest.raises(ValueError, match="channels"):
+        dilated.dilated_conv2d(x[:, :2], weight)
+    with pytest.raises(ValueError, match=r"\[2, 3, 11, 10\]"):  # a 3-D weight: both shapes are named
+        dilated.dilated_conv2d(x, weight[0])
+    with pytest.raises(ValueError, match="larger than the input"):  # a dilated kernel that does not fit
+        dilated.dilated_conv2d(x[..., :4], weight, None, 3)
+
+
 def check_defaults(dilated):
     x, weight, bias = tensors(CASES[0])
     torch.testing.assert_close(dilated.dilated_conv2d(x, weight), F.conv2d(x, weight, dilation=2))
@@ -149,8 +172,8 @@ def check_errors(dilated):
         dilated.dilate_kernel(torch.randn(3), 2)
 
 
-CHECKS = [check_dilate_kernel, check_matches_conv2d, check_defaults, check_gradients, check_receptive_field,
-          check_gradient_footprint, check_footprint_details, check_extent, check_errors]
+CHECKS = [check_dilate_kernel, check_matches_conv2d, check_non_contiguous, check_bad_shapes, check_defaults,
+          check_gradients, check_receptive_field, check_gradient_footprint, check_footprint_details, check_extent, check_errors]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)

@@ -2,14 +2,15 @@
 first stays standard in both: one input channel has nothing to separate), trained once each on Fashion-MNIST with
 the same data, batch order and one-cycle schedule (error bars: the variance seeds). Parameters and multiply-adds
 of the convolutions are counted layer by layer through forward hooks and checked against torch's FlopCounterMode;
-the separable layer (b04-02's im2col convolutions) is timed against the same layer of native nn.Conv2d."""
+the separable layer (b04-02's im2col convolutions) is timed against the same layer of native nn.Conv2d. Plots: the
+training curves, and accuracy, counts and training time side by side."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from torchkata.experiments.b04_08 import fashion_data, train_variant
+from torchkata.experiments.b04_08 import fashion_data, plot_side_by_side, train_variant
 from torchkata.pipeline.bench import compare
 from torchkata.pipeline.runner import RunContext
 from torchkata.training.loop import plot_histories
@@ -19,7 +20,7 @@ SCALES = {
     "smoke": {"train_size": 128, "test_size": 128, "epochs": 1, "batch_size": 64, "max_lr": 4e-3,
               "weight_decay": 0.01, "channels": [4, 8], "downsample": "stride", "hidden": 8, "dropout": 0.25,
               "bench_batch": 32, "bench_seconds": 0.02},
-    "default": {"train_size": 60000, "test_size": 10000, "epochs": 2, "batch_size": 128, "max_lr": 4e-3,
+    "default": {"train_size": 60000, "test_size": 10000, "epochs": 2, "batch_size": 128, "max_lr": 1e-2,
                 "weight_decay": 0.01, "channels": [16, 32], "downsample": "stride", "hidden": 128, "dropout": 0.25,
                 "bench_batch": 256, "bench_seconds": 0.2},
     "full": {"train_size": 60000, "test_size": 10000, "epochs": 10, "batch_size": 128, "max_lr": 4e-3,
@@ -101,3 +102,10 @@ def run(ctx: RunContext) -> None:
     ctx.bench["ratio"] = ctx.bench["separable_layer"]["ratio"]
 
     plot_histories(ctx, histories, f"b04-07, channels {p['channels']}")
+    names = list(histories)
+    plot_side_by_side(ctx, names, {
+        "test accuracy": [m[f"{n}_test_accuracy"] for n in names],
+        "conv parameters": [m[f"{n}_conv_parameters"] for n in names],
+        "conv multiply-adds per image": [m[f"{n}_conv_macs"] for n in names],
+        "training CPU s per thread": [ctx.bench[n]["train_cpu_seconds_per_thread"] for n in names]},
+        f"b04-07: standard against depthwise-separable convolutions, channels {p['channels']}, one seed")

@@ -1,11 +1,12 @@
 """b04-09 experiment: the dilated convolution by a zero-dilated kernel against F.conv2d (forward and gradients over
 random configurations), the receptive fields of a few stacks by formula against the gradient of one output pixel
-(plotted: a dilated stack's field has holes), and the time of both hand-written dilations against F.conv2d."""
+(plotted: a dilated stack's field has holes), the field's growth with depth for plain and doubling-dilation
+stacks (linear against exponential, each depth checked by gradient), and the time of both hand-written dilations against F.conv2d."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from torchkata.experiments.b04_02 import random_case
 from torchkata.pipeline.bench import compare
@@ -14,11 +15,11 @@ from torchkata.vision.conv import conv2d
 
 SCALES = {
     "smoke": {"cases": 3, "max_size": 10, "channels": 2, "bench_batch": 2, "bench_size": 16, "bench_channels": 8,
-              "bench_dilations": [2], "bench_seconds": 0.02},
+              "bench_dilations": [2], "bench_seconds": 0.02, "growth_depth": 3},
     "default": {"cases": 48, "max_size": 20, "channels": 4, "bench_batch": 8, "bench_size": 28,
-                "bench_channels": 32, "bench_dilations": [1, 2, 4], "bench_seconds": 0.2},
+                "bench_channels": 32, "bench_dilations": [1, 2, 4], "bench_seconds": 0.2, "growth_depth": 6},
     "full": {"cases": 512, "max_size": 48, "channels": 8, "bench_batch": 64, "bench_size": 56,
-             "bench_channels": 64, "bench_dilations": [1, 2, 4, 8], "bench_seconds": 1.0},
+             "bench_channels": 64, "bench_dilations": [1, 2, 4, 8], "bench_seconds": 1.0, "growth_depth": 8},
 }
 # stacks of (kernel, stride, dilation): three 3x3 layers plain, dilated 2-2-2 (holes), dilated 1-2-4 (none),
 # and a strided stack whose later layers reach further per tap
@@ -33,6 +34,28 @@ def positive_stack(layers: list[tuple[int, int, int]], channels: int, g: torch.G
         for conv in model:
             conv.weight.copy_(torch.rand(conv.weight.shape, generator=g) + 0.5)
     return model
+
+
+def checked_field(impl, layers, channels: int, g: torch.Generator) -> tuple[int, Tensor]:
+    """The receptive field of a stack by formula, and the gradient footprint of its centre output pixel."""
+    formula = impl.receptive_field(layers)
+    size = 2 * formula + 1  # the centre output pixel's field lies well inside
+    return formula, impl.gradient_footprint(positive_stack(layers, channels, g),
+                                            torch.randn(1, channels, size, size, generator=g))
+
+
+def plot_growth(ctx: RunContext, growth: dict[str, dict[str, list[int]]]) -> None:
+    fig = ctx.figure(figsize=(5.5, 3.8))
+    ax = fig.subplots()
+    for i, (name, fields) in enumerate(growth.items()):
+        depths = range(1, len(fields["formula"]) + 1)
+        ax.plot(depths, fields["formula"], "-", color=f"C{i}", label=f"{name}: formula")
+        ax.plot(depths, fields["gradient_rows"], "o", color=f"C{i}", mfc="none", ms=8, label=f"{name}: gradient extent")
+    ax.set_yscale("log", base=2)
+    ax.set(xlabel="3x3 layers", ylabel="receptive field (pixels, one axis)",
+           title="b04-09: receptive field growth, 9 weights per layer either way")
+    ax.legend(fontsize=7)
+    ctx.save_figure(fig, "receptive_field_growth")
 
 
 def run(ctx: RunContext) -> None:
@@ -53,16 +76,25 @@ def run(ctx: RunContext) -> None:
 
     fields, footprints = {}, {}
     for name, layers in STACKS.items():
-        formula = impl.receptive_field(layers)
-        size = 2 * formula + 1  # the centre output pixel's field lies well inside
-        footprints[name] = impl.gradient_footprint(positive_stack(layers, p["channels"], g),
-                                                   torch.randn(1, p["channels"], size, size, generator=g))
+        formula, footprints[name] = checked_field(impl, layers, p["channels"], g)
         rows, cols = impl.extent(footprints[name])
         fields[name] = {"formula": formula, "gradient_rows": rows, "gradient_cols": cols,
                         "pixels_seen": int(footprints[name].count_nonzero())}
     ctx.metrics["receptive_fields"] = fields
-    ctx.metrics["formula_matches_gradient"] = all(f["formula"] == f["gradient_rows"] == f["gradient_cols"]
-                                                  for f in fields.values())
+    # depth 1..D of plain 3x3 layers against dilations 1, 2, 4, ...: the field grows by 2 per layer against doubling
+    growth = {}
+    for name, dilation in (("plain", lambda layer: 1), ("dilation 1-2-4-...", lambda layer: 2 ** layer)):
+        growth[name] = {"formula": [], "gradient_rows": [], "gradient_cols": []}
+        for depth in range(1, p["growth_depth"] + 1):
+            formula, footprint = checked_field(impl, [(3, 1, dilation(l)) for l in range(depth)], p["channels"], g)
+            rows, cols = impl.extent(footprint)
+            for key, value in (("formula", formula), ("gradient_rows", rows), ("gradient_cols", cols)):
+                growth[name][key].append(value)
+    ctx.metrics["receptive_field_growth"] = growth
+    ctx.metrics["formula_matches_gradient"] = (
+        all(f["formula"] == f["gradient_rows"] == f["gradient_cols"] for f in fields.values())
+        and all(f["formula"] == f["gradient_rows"] == f["gradient_cols"] for f in growth.values()))
+    plot_growth(ctx, growth)
 
     fig = ctx.figure(figsize=(3 * len(STACKS), 3.3))
     for ax, (name, footprint) in zip(fig.subplots(1, len(STACKS)), footprints.items()):

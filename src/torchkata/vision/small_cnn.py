@@ -6,7 +6,9 @@ One block per width in `channels`, each a 3x3 convolution followed by batch norm
   - "stride": by the convolution itself, with stride 2 (it computes a quarter of the outputs: cheaper, and the
               network learns how to downsample),
   - "none":   not at all: every block runs at 28x28 and the classifier reads the full-size map.
-then flatten, a hidden linear layer, ReLU, dropout and the 10-way output. `conv(c_in, c_out, stride)` builds each
+then flatten, a hidden linear layer, ReLU, dropout and the 10-way output (with hidden=0 the output layer reads
+the flattened map directly: b04-08's default, where the no-downsampling variant's hidden layer would cost as
+much as its convolutions). `conv(c_in, c_out, stride)` builds each
 convolution (b04-07 passes a depthwise-separable one), and `stage(c)` adds `depth` shape-keeping blocks after each
 downsampling block (b04-03 passes plain and residual ones), so the three exercises share one builder.
 """
@@ -43,7 +45,8 @@ def output_size(size: int, downsample: str) -> int:
 def small_cnn(channels: list[int] | tuple[int, ...], downsample: str = "pool", hidden: int = 128,
               dropout: float = 0.25, num_classes: int = 10, conv: Callable[..., nn.Module] | None = None,
               stage: Callable[[int], nn.Module] | None = None, depth: int = 0) -> nn.Sequential:
-    """The CNN for [N, 1, 28, 28] images -> [N, num_classes] logits (see the module's docstring)."""
+    """The CNN for [N, 1, 28, 28] images -> [N, num_classes] logits (see the module's docstring); hidden=0: no
+    hidden layer (and no dropout)."""
     if not channels:
         raise ValueError("small_cnn needs at least one width in channels")
     if depth and stage is None:
@@ -53,5 +56,8 @@ def small_cnn(channels: list[int] | tuple[int, ...], downsample: str = "pool", h
         layers += block(c_in, c_out, downsample, conv)
         layers += [stage(c_out) for _ in range(depth)]
         size = output_size(size, downsample)
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels[-1] * size * size, hidden), nn.ReLU(),
-                         nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+    features = channels[-1] * size * size
+    if not hidden:
+        return nn.Sequential(*layers, nn.Flatten(), nn.Linear(features, num_classes))
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(features, hidden), nn.ReLU(), nn.Dropout(dropout),
+                         nn.Linear(hidden, num_classes))
