@@ -17,7 +17,7 @@ from torchkata.vision.cifar_cnn import CifarCNN, channel_stats, normalize
 SCALES = {
     "smoke": {"train_size": 256, "test_size": 128, "epochs": 1, "batch_size": 64, "lr": 2e-3, "channels": [8, 16, 16],
               "depth": 1},
-    "default": {"train_size": 8000, "test_size": 2000, "epochs": 3, "batch_size": 64, "lr": 2e-3,
+    "default": {"train_size": 7000, "test_size": 2000, "epochs": 3, "batch_size": 64, "lr": 2e-3,
                 "channels": [16, 32, 64], "depth": 1},
     "full": {"train_size": 50000, "test_size": 10000, "epochs": 30, "batch_size": 128, "lr": 1e-3,
              "channels": [64, 128, 256], "depth": 2},
