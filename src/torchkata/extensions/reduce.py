@@ -1,6 +1,6 @@
 """What the reduction exercises share (a45: blocks folded by warp shuffles, m3-deep-2: by a shared-memory tree):
 the operators of csrc/reduce, the error a float sum of a tree of their shape may make, and their experiments'
-accuracy trials and error-growth plot.
+accuracy trials, error-growth plot, speed sweeps and scales (`experiment`).
 
 Both sum the elements in the CUDA kernels' order (csrc/reduce/reduce_grid.h: blocks of 256 threads, at most 1024
 blocks, a grid-stride loop, the block's fold, a second one-block pass over the partial sums), on the CPU too.
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from torchkata.extensions.kernel_bench import devices, plot_sweeps, speed_sweep
 from torchkata.pipeline import extensions
 
 if TYPE_CHECKING:
@@ -96,3 +97,45 @@ def error_growth(ctx: RunContext, total: Callable[[Tensor], Tensor], label: str)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ctx.save_figure(fig, "error_growth")
+
+
+SCALES = {
+    "smoke": {"trials": 4, "max_numel": 5000, "error_sizes": [1 << 10, 1 << 14], "sweep": [1 << 12],
+              "bench_seconds": 0.02},
+    "default": {"trials": 30, "max_numel": 1 << 20, "error_sizes": [1 << k for k in range(10, 25, 2)],
+                "sweep": [1 << 10, 1 << 14, 1 << 18, 1 << 22, 1 << 24], "bench_seconds": 0.3},
+    "full": {"trials": 200, "max_numel": 1 << 24, "error_sizes": [1 << k for k in range(10, 27, 2)],
+             "sweep": [1 << 10, 1 << 14, 1 << 18, 1 << 22, 1 << 24, 1 << 26], "bench_seconds": 1.0},
+}
+
+
+def experiment(ctx: RunContext, method: str, label: str, title: str, baseline: str | None = None) -> None:
+    """Both exercises' run: the learner's `method` (an op of their module, called with the built library) over
+    seeded trials against its error bound, its error growth, and its speed against torch.sum over sizes; with a
+    `baseline` op of the library, also against that at the largest size (the same launch shape, another fold)."""
+    library_path = str(ctx.input("reduce"))
+    lib = ops(library_path)
+    targets = devices(ctx, lib.reduce_has_cuda())  # the library's build, whoever wrote the op
+
+    def total(x):
+        return getattr(ctx.impl, method)(x, library_path)
+
+    accuracy_trials(ctx, total, targets)
+    error_growth(ctx, total, label)
+
+    def make(size, device):
+        return (torch.randn(size, generator=ctx.generator).to(device),)
+
+    sweep, largest = ctx.params["sweep"], ctx.params["sweep"][-1]
+    against_torch = {device.type: speed_sweep(ctx, sweep, make, total, torch.sum, device, lambda n: 4 * n)
+                     for device in targets}
+    ctx.bench["sweeps"] = {d: {str(n): v for n, v in s.items()} for d, s in against_torch.items()}
+    ctx.bench["ratio"] = against_torch["cpu"][largest]["ratio"]
+    if baseline is not None:
+        native = getattr(lib, baseline)
+        ctx.bench[f"ratio_to_{baseline}"] = {
+            device.type: speed_sweep(ctx, [largest], make, total, native, device, lambda n: 4 * n)[largest]["ratio"]
+            for device in targets}
+    if "cuda" in against_torch:
+        ctx.bench["cuda_ratio"] = against_torch["cuda"][largest]["ratio"]
+    plot_sweeps(ctx, against_torch, title)
