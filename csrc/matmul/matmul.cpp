@@ -8,13 +8,13 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/zeros.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "../common/kernel_checks.h"
+#include "../common/op_library.h"
 
 #ifdef WITH_CUDA
 #include <c10/cuda/CUDAException.h>
@@ -203,21 +203,11 @@ at::Tensor matmul(const at::Tensor& a, const at::Tensor& b) {
 
 TORCH_LIBRARY_FRAGMENT(torchkata, m) {
   m.def("matmul(Tensor a, Tensor b) -> Tensor");
-  m.def("matmul_has_cuda() -> bool", [] {
-#ifdef WITH_CUDA
-    return true;
-#else
-    return false;
-#endif
-  });
+  m.def("matmul_has_cuda() -> bool", [] { return torchkata::kBuiltWithCuda; });
 }
 
-TORCH_LIBRARY_IMPL(torchkata, CPU, m) {
+static void register_matmul(torch::Library& m) {
   m.impl("matmul", &matmul);
 }
 
-#ifdef WITH_CUDA
-TORCH_LIBRARY_IMPL(torchkata, CUDA, m) {
-  m.impl("matmul", &matmul);
-}
-#endif
+TORCHKATA_KERNELS(register_matmul)

@@ -9,12 +9,12 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "../common/kernel_checks.h"
+#include "../common/op_library.h"
 #include "reduce_grid.h"
 
 #ifdef WITH_CUDA
@@ -159,23 +159,12 @@ at::Tensor shared_tree_sum(const at::Tensor& x) {
 TORCH_LIBRARY_FRAGMENT(torchkata, m) {
   m.def("warp_sum(Tensor x) -> Tensor");
   m.def("shared_tree_sum(Tensor x) -> Tensor");
-  m.def("reduce_has_cuda() -> bool", [] {
-#ifdef WITH_CUDA
-    return true;
-#else
-    return false;
-#endif
-  });
+  m.def("reduce_has_cuda() -> bool", [] { return torchkata::kBuiltWithCuda; });
 }
 
-TORCH_LIBRARY_IMPL(torchkata, CPU, m) {
+static void register_reduce(torch::Library& m) {
   m.impl("warp_sum", &warp_sum);
   m.impl("shared_tree_sum", &shared_tree_sum);
 }
 
-#ifdef WITH_CUDA
-TORCH_LIBRARY_IMPL(torchkata, CUDA, m) {
-  m.impl("warp_sum", &warp_sum);
-  m.impl("shared_tree_sum", &shared_tree_sum);
-}
-#endif
+TORCHKATA_KERNELS(register_reduce)

@@ -6,9 +6,9 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
-#include <torch/library.h>
 
 #include "../common/kernel_checks.h"
+#include "../common/op_library.h"
 
 #ifdef WITH_CUDA
 #include <c10/cuda/CUDAException.h>
@@ -146,23 +146,12 @@ at::Tensor relu_backward(const at::Tensor& grad_y, const at::Tensor& y) {
 TORCH_LIBRARY_FRAGMENT(torchkata, m) {
   m.def("relu_forward(Tensor x) -> Tensor");
   m.def("relu_backward(Tensor grad_y, Tensor y) -> Tensor");
-  m.def("relu_has_cuda() -> bool", [] {
-#ifdef WITH_CUDA
-    return true;
-#else
-    return false;
-#endif
-  });
+  m.def("relu_has_cuda() -> bool", [] { return torchkata::kBuiltWithCuda; });
 }
 
-TORCH_LIBRARY_IMPL(torchkata, CPU, m) {
+static void register_relu(torch::Library& m) {
   m.impl("relu_forward", &relu_forward);
   m.impl("relu_backward", &relu_backward);
 }
 
-#ifdef WITH_CUDA
-TORCH_LIBRARY_IMPL(torchkata, CUDA, m) {
-  m.impl("relu_forward", &relu_forward);
-  m.impl("relu_backward", &relu_backward);
-}
-#endif
+TORCHKATA_KERNELS(register_relu)
