@@ -19,7 +19,7 @@ SCALES = {
     "smoke": {"train_size": 256, "test_size": 128, "epochs": 1, "batch_size": 32, "max_lr": 4e-3,
               "weight_decay": 0.01, "channels": [8, 16, 16], "depth": 1, "stem": None, "mlp_hidden": 32,
               "bench_seconds": 0.02, "shown": 4},
-    "default": {"train_size": 10000, "test_size": 2000, "epochs": 4, "batch_size": 64, "max_lr": 4e-3,
+    "default": {"train_size": 7000, "test_size": 2000, "epochs": 4, "batch_size": 64, "max_lr": 4e-3,
                 "weight_decay": 0.01, "channels": [16, 32, 64], "depth": 1, "stem": None, "mlp_hidden": 128,
                 "bench_seconds": 0.3, "shown": 16},
     # Page's plain DAWNBench backbone (see the README): for a GPU and the real CIFAR-10 (data.cifar10)
