@@ -52,7 +52,9 @@ class StepLogger:
         if console:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="step", file=file, dynamic_ncols=True)
+            # a redraw formats and writes the whole bar (about 90 us): twice a second is enough for a reader, where
+            # tqdm's default (ten times) costs a 34 ms training step a quarter of a percent
+            self.bar = tqdm(total=total, unit="step", file=file, dynamic_ncols=True, mininterval=0.5)
         self.step, self.overhead_s = 0, 0.0
         self.losses: list[tuple[Tensor, int]] = []  # the step's micro-batches: (loss, samples)
         self.last = clock()
