@@ -148,6 +148,9 @@ def check_replay(impl):
     stats = impl.replay(trace).stats()
     assert stats["allocated_bytes"] == 1024 and stats["peak_allocated_bytes"] == 3 * MIB + 1024
     assert stats["reserved_bytes"] == 22 * MIB
+    # event names read from a file are equal to "alloc" and "free", not the same objects
+    read = [("".join(["al", "loc"]), 1, 100), ("".join(["fr", "ee"]), 1)]
+    assert impl.replay(read).stats()["peak_allocated_bytes"] == 512
     a = impl.CachingAllocator()
     a.malloc(5000)
     assert impl.replay([("alloc", 0, 100)], a) is a and a.stats()["allocated_bytes"] == 5120 + 512
@@ -168,24 +171,31 @@ def check_bad_input(impl):
         impl.replay([("alloc", "y", 10), ("free", "x")])
     with pytest.raises(ValueError, match="replay: id 'y' is allocated twice"):
         impl.replay([("alloc", "y", 10), ("alloc", "y", 10)])
-    with pytest.raises(ValueError, match=r"replay: an event is \('alloc', id, nbytes\) or \('free', id\), got "
-                                         r"\('resize', 'y'\)"):
-        impl.replay([("alloc", "y", 10), ("resize", "y")])
+    for name in ("resize", "abort", "delete"):
+        with pytest.raises(ValueError, match=r"replay: an event is \('alloc', id, nbytes\) or \('free', id\), got "
+                                             rf"\('{name}', 'y'\)"):
+            impl.replay([("alloc", "y", 10), (name, "y")])
 
 
 def check_recorder(impl):
-    """New storages are recorded with their bytes, views, in-place ops and empty tensors are not, a storage is freed
-    when its last view dies, and nothing is recorded after the block."""
+    """New storages are recorded with their bytes; views, in-place ops, aliases of tensors made outside, empty tensors
+    and Python numbers are not; a storage is freed when its last view dies, and nothing is recorded after the
+    block."""
+    outside = torch.ones(4)
     with impl.AllocationRecorder() as recorder:
-        a = torch.empty(100)
+        a = torch.zeros(100)
         b = a.view(10, 10)
         a.add_(1)
         c = a + 1
         torch.empty(0)
+        outside.view(2, 2).add_(1)
+        assert c.sum().item() == 200  # a 4-byte storage, freed at once, and a number
         del a, b
         d = c.double().t()
-    del c, d
-    assert recorder.trace == [("alloc", 0, 400), ("alloc", 1, 400), ("free", 0), ("alloc", 3, 800)]
+        e = torch.empty(100)  # may reuse the memory of a: still a new allocation
+    del c, d, e
+    assert recorder.trace == [("alloc", 0, 400), ("alloc", 1, 400), ("alloc", 2, 4), ("free", 2), ("free", 0),
+                              ("alloc", 5, 800), ("alloc", 6, 400)]
     with impl.AllocationRecorder("cuda" if not torch.cuda.is_available() else "meta") as recorder:
         torch.ones(3)
     assert recorder.trace == [], "a storage on another device is not recorded"

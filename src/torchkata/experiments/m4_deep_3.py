@@ -20,7 +20,7 @@ from torch import nn
 from torchkata.pipeline.runner import RunContext
 
 SCALES = {
-    "smoke": {"batch_sizes": [1, 64, 256], "hidden": 64, "steps": 2},
+    "smoke": {"batch_sizes": [8, 256], "hidden": 64, "steps": 2},
     "default": {"batch_sizes": [1, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048],
                 "hidden": 512, "steps": 3},
     "full": {"batch_sizes": [2**k for k in range(13)] + [3 * 2**k for k in range(12)], "hidden": 1024, "steps": 3},

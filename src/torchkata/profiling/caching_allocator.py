@@ -28,7 +28,7 @@ from torch.utils._pytree import tree_flatten
 
 MIB = 1024 * 1024
 MIN_BLOCK = 512          # kMinBlockSize: every block is a multiple of it
-SMALL_SIZE = 1 * MIB     # kSmallSize: the largest request of the small pool
+SMALL_SIZE = MIB         # kSmallSize: the largest request of the small pool
 SMALL_BUFFER = 2 * MIB   # kSmallBuffer: a small-pool segment
 LARGE_BUFFER = 20 * MIB  # kLargeBuffer: the segment of a large request under MIN_LARGE_ALLOC
 MIN_LARGE_ALLOC = 10 * MIB  # kMinLargeAlloc
@@ -126,7 +126,7 @@ class CachingAllocator:
 
     def _best_fit(self, pool: str, rounded: int) -> Block | None:
         blocks = self.free_blocks[pool]
-        i = bisect.bisect_left(blocks, (rounded, -1))
+        i = bisect.bisect_left(blocks, (rounded,))  # before every (rounded, address, block)
         return blocks.pop(i)[2] if i < len(blocks) else None
 
     def _new_segment(self, pool: str, size: int) -> Block:
@@ -203,16 +203,17 @@ class AllocationRecorder(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         inputs = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0] if isinstance(t, Tensor)}
         for t in tree_flatten(out)[0]:
-            if not isinstance(t, Tensor) or t.device != self.device:
-                continue
-            storage = t.untyped_storage()
-            pointer = storage.data_ptr()
-            if storage.nbytes() and pointer not in self._live and pointer not in inputs:
-                key = len(self.trace)
-                self._live.add(pointer)
-                self.trace.append(("alloc", key, storage.nbytes()))
-                weakref.finalize(storage, self._freed, pointer, key)
+            if isinstance(t, Tensor) and t.device == self.device:
+                self._record(t.untyped_storage(), inputs)
         return out
+
+    def _record(self, storage, inputs: set[int]) -> None:
+        pointer = storage.data_ptr()
+        if storage.nbytes() and pointer not in self._live and pointer not in inputs:
+            key = len(self.trace)
+            self._live.add(pointer)
+            self.trace.append(("alloc", key, storage.nbytes()))
+            weakref.finalize(storage, self._freed, pointer, key)
 
     def _freed(self, pointer: int, key: int) -> None:
         if self._recording:
