@@ -39,6 +39,11 @@ def check_pools_and_segment_sizes(impl):
         a.malloc(size)
         assert a.stats()["reserved_bytes"] == segment, f"a request of {size} bytes reserves {segment}"
     a = impl.CachingAllocator()
+    for _ in range(4):
+        a.malloc(19 * MIB)  # a 20 MiB segment each, not split
+    assert [b.segment for b in a.blocks()] == [0, 1, 2, 3] and [start for start, _, _ in a.segments] == [
+        0, 20 * MIB, 40 * MIB, 60 * MIB]
+    a = impl.CachingAllocator()
     a.malloc(3 * MIB)  # a 20 MiB segment, split: 17 MiB free in the large pool
     a.malloc(1000)  # a small request never takes a large-pool block: a 2 MiB segment
     assert a.stats()["segments"] == 2 and a.stats()["reserved_bytes"] == 22 * MIB
