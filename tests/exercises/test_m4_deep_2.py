@@ -11,9 +11,10 @@ import torch
 from grading import failing_checks
 
 EXERCISE = "m4-deep-2"
-# (M, K, N): one element; 2 x 1 tiles over 2 K steps with ragged edges; 3 ragged K steps; 5 tile rows (more than
-# the interpreter's GROUP_M = 4, so two groups) of a one-step K
-SHAPES = [(1, 1, 1), (33, 40, 17), (5, 70, 3), (130, 8, 20)]
+# (M, K, N): one element; 2 x 1 tiles over 2 K steps with ragged edges; 3 ragged K steps; a 5 x 2 grid of whole
+# tiles (more tile rows than the interpreter's GROUP_M = 4: a short second group; whole tiles, so a tile count one
+# too high, (M + BLOCK_M) // BLOCK_M, shows)
+SHAPES = [(1, 1, 1), (33, 40, 17), (5, 70, 3), (160, 8, 64)]
 # max |ours - torch| / max |torch|: K <= 70 products summed in another order (float32), or rounded to float16
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3}
 H100_SHARED_BYTES = 227 * 1024
@@ -65,7 +66,7 @@ def check_float16_sums_in_float32(kernel):
     """Positive float16 operands, 4 K steps: summed in float32 and rounded once, each element is within half a unit
     in the last place of float16 (2^-11 relative) of the exact product; summed in float16, the roundings add up."""
     g = torch.Generator().manual_seed(5)
-    a, b = (torch.rand(shape, generator=g).half().to(device(kernel)) for shape in ((3, 128), (128, 2)))
+    a, b = (torch.rand(shape, generator=g).half().to(device(kernel)) for shape in ((16, 128), (128, 16)))
     exact = a.double() @ b.double()
     ours = kernel.matmul(a, b)
     assert ours.dtype == torch.float16
@@ -91,9 +92,9 @@ def grouped_order(num_pid_m, num_pid_n, group_m):
 
 
 def check_tile_order(kernel):
-    """Every program's tile, as the kernel maps it: grouped (a short last group), row-major for groups of one row,
-    column-major for a group taller than the grid."""
-    for grid in [(5, 3, 2), (3, 2, 1), (2, 3, 4)]:
+    """Every program's tile, as the kernel maps it: grouped (a short last group; groups of 3 rows, not a power of
+    two), row-major for groups of one row, column-major for a group taller than the grid."""
+    for grid in [(5, 3, 2), (3, 2, 1), (2, 3, 4), (5, 2, 3)]:
         order = kernel.tile_order(*grid)
         assert order.dtype == torch.int32 and order.device.type == device(kernel)
         assert order.tolist() == grouped_order(*grid), grid
@@ -208,6 +209,18 @@ BUGS = {"drops_partial_k_block": check_values, "float16_accumulator": check_floa
 @pytest.mark.parametrize("bug", BUGS)
 def test_broken_matmul_is_rejected(bug):
     assert failing_checks([BUGS[bug]], Broken(bug))
+
+
+@pytest.mark.suite_check
+def test_no_torch_product_in_reference():
+    """The kernel multiplies: no torch product in the module (tl.dot is the only matmul)."""
+    import inspect
+
+    from torchkata.extensions import triton_matmul
+
+    source = inspect.getsource(triton_matmul)
+    for op in ("torch.matmul", "torch.mm", "torch.bmm", "einsum", ".mm(", " @ ", "F.linear", "addmm"):
+        assert op not in source, op
 
 
 @pytest.mark.suite_check

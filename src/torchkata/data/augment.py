@@ -34,7 +34,8 @@ def augment(images: Tensor, generator: torch.Generator) -> Tensor:
 
 
 def augmented_batches(images: Tensor, labels: Tensor, batch_size: int, generator: torch.Generator,
-                      transform: Callable[[Tensor, torch.Generator], Tensor] = augment) -> Iterator[tuple[Tensor, Tensor]]:
+                      transform: Callable[[Tensor, torch.Generator], Tensor] = augment
+                      ) -> Iterator[tuple[Tensor, Tensor]]:
     """One epoch of (transform(images[idx]), labels[idx]) in a seeded order, the transform drawing from the same
     generator: a fresh generator of the same seed gives the same batches."""
     for idx in batch_order(len(images), batch_size, generator):

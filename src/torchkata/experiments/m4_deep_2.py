@@ -19,8 +19,8 @@ SCALES = {
     "default": {"fixed": 4, "trials": 6, "max_dim": 80, "tiles": 12, "group_m": 4, "gpu_n": 4096, "bench_seconds": 0.3},
     "full": {"fixed": 4, "trials": 30, "max_dim": 300, "tiles": 16, "group_m": 4, "gpu_n": 8192, "bench_seconds": 1.0},
 }
-# (M, K, N): one element, an empty K (zeros), ragged edges of the 32-wide blocks, more tile rows than a group
-FIXED_SHAPES = [(1, 1, 1), (3, 0, 4), (33, 40, 17), (130, 8, 20)]
+# (M, K, N): one element, an empty K (zeros), ragged edges of the 32-wide blocks, two groups of a 5 x 2 tile grid
+FIXED_SHAPES = [(1, 1, 1), (3, 0, 4), (33, 40, 17), (160, 8, 64)]
 INTERPRETER_SHAPE = (64, 64, 64)
 
 

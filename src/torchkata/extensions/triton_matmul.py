@@ -1,5 +1,5 @@
-"""m4-deep-2: C = A @ B as a Triton kernel, blocked over output tiles, with a K loop of `tl.dot`, masks at the edges
-and grouped tile ordering for L2 reuse.
+"""m4-deep-2: the matrix product C = AB as a Triton kernel, blocked over output tiles, with a K loop of `tl.dot`,
+masks at the edges and grouped tile ordering for L2 reuse.
 
 Where torch has a CUDA device the kernel is compiled by Triton for it and autotuned over GPU_CONFIGS. Without one it
 runs under Triton's interpreter (each program in turn, in Python with numpy) with CPU_CONFIG: TRITON_INTERPRET=1 is
@@ -62,7 +62,7 @@ def matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, stride_am, stride_ak, stride_bk,
         # zeros past the edges of A and B add nothing to the sum
         a = tl.load(a_ptrs, mask=(rows[:, None] < M) & (depth[None, :] < K - k0), other=0.0)
         b = tl.load(b_ptrs, mask=(depth[:, None] < K - k0) & (cols[None, :] < N), other=0.0)
-        # ieee: float32 as torch.matmul computes it (Triton's default is TF32); float16 is unaffected
+        # ieee: float32 products as torch computes them (Triton's default is TF32); float16 is unaffected
         acc = tl.dot(a, b, acc, input_precision="ieee")
         a_ptrs += BLOCK_K * stride_ak
         b_ptrs += BLOCK_K * stride_bk
@@ -92,7 +92,7 @@ def device_type() -> str:
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
-    """a @ b for a 2-D a [M, K] and b [K, N] of one dtype, float16 or float32 (float16 summed in float32), by the
+    """The product of a 2-D a [M, K] and b [K, N] of one dtype, float16 or float32 (float16 summed in float32), by the
     Triton kernel: on CUDA tensors where there is a GPU, on CPU tensors under the interpreter elsewhere. Any strides
     are read as they are; the result is a new contiguous [M, N] tensor of the operands' dtype."""
     check_operands(a, b)
