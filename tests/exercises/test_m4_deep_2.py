@@ -138,8 +138,9 @@ def check_errors_name_the_problem(kernel):
         kernel.matmul(a, b.to("meta"))
 
 
-CHECKS = [check_values, check_empty, check_float16_sums_in_float32, check_strides, check_tile_order,
-          check_gpu_configs, check_errors_name_the_problem]
+# the cheapest first: a learner's run (and a mutant's) stops at the first failure, and the interpreter is slow
+CHECKS = [check_errors_name_the_problem, check_gpu_configs, check_tile_order, check_strides, check_empty,
+          check_values, check_float16_sums_in_float32]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)

@@ -15,13 +15,15 @@ from torchkata.pipeline.bench import compare
 from torchkata.pipeline.runner import RunContext
 
 SCALES = {
-    "smoke": {"fixed": 3, "trials": 1, "max_dim": 40, "tiles": 4, "group_m": 2, "gpu_n": 1024, "bench_seconds": 0.02},
-    "default": {"fixed": 4, "trials": 6, "max_dim": 80, "tiles": 12, "group_m": 4, "gpu_n": 4096, "bench_seconds": 0.3},
-    "full": {"fixed": 4, "trials": 30, "max_dim": 300, "tiles": 16, "group_m": 4, "gpu_n": 8192, "bench_seconds": 1.0},
+    "smoke": {"fixed": 2, "trials": 1, "max_dim": 40, "tiles": 3, "group_m": 2, "interpreter_n": 32, "gpu_n": 1024,
+              "bench_seconds": 0.02},
+    "default": {"fixed": 4, "trials": 6, "max_dim": 80, "tiles": 12, "group_m": 4, "interpreter_n": 64, "gpu_n": 4096,
+                "bench_seconds": 0.3},
+    "full": {"fixed": 4, "trials": 30, "max_dim": 300, "tiles": 16, "group_m": 4, "interpreter_n": 64, "gpu_n": 8192,
+             "bench_seconds": 1.0},
 }
 # (M, K, N): one element, an empty K (zeros), ragged edges of the 32-wide blocks, two groups of a 5 x 2 tile grid
 FIXED_SHAPES = [(1, 1, 1), (3, 0, 4), (33, 40, 17), (160, 8, 64)]
-INTERPRETER_SHAPE = (64, 64, 64)
 
 
 def run(ctx: RunContext) -> None:
@@ -45,16 +47,16 @@ def run(ctx: RunContext) -> None:
     ctx.metrics.update(float32_max_rel_error=worst[torch.float32], float16_max_rel_error=worst[torch.float16],
                        trials=len(shapes), smallest_answer_scale=smallest_scale)
 
-    orders = {"row-major": impl.tile_order(p["tiles"], p["tiles"], 1),
-              f"grouped ({p['group_m']} rows)": impl.tile_order(p["tiles"], p["tiles"], p["group_m"])}
+    orders = {"row_major": impl.tile_order(p["tiles"], p["tiles"], 1),
+              "grouped": impl.tile_order(p["tiles"], p["tiles"], p["group_m"])}
     wave = p["tiles"]  # as many programs as a row of tiles, running at once
     ctx.metrics["first_wave_panels"] = {name: panels_read(order[:wave]) for name, order in orders.items()}
-    plot_orders(ctx, orders, wave)
+    plot_orders(ctx, orders, wave, p["group_m"])
 
     if compiled:
         ctx.bench["cuda"] = gpu_speed(ctx, impl)
     else:
-        ctx.bench["interpreter"] = interpreter_time(impl)
+        ctx.bench["interpreter"] = interpreter_time(impl, p["interpreter_n"])
 
 
 def panels_read(programs: torch.Tensor) -> int:
@@ -63,9 +65,10 @@ def panels_read(programs: torch.Tensor) -> int:
     return len(set(programs[:, 0].tolist())) + len(set(programs[:, 1].tolist()))
 
 
-def interpreter_time(impl) -> dict:
-    """Seconds of one interpreted product: Python simulating each program and K step, not the kernel's speed."""
-    m, k, n = INTERPRETER_SHAPE
+def interpreter_time(impl, size: int) -> dict:
+    """Seconds of one interpreted size^3 product: Python simulating each program and K step, not the kernel's
+    speed."""
+    m = k = n = size
     a, b = torch.randn(m, k), torch.randn(k, n)
     start = time.perf_counter()
     impl.matmul(a, b)
@@ -100,11 +103,11 @@ def gpu_speed(ctx: RunContext, impl) -> dict:
                      "best_config": str(getattr(getattr(impl, "autotuned_matmul_kernel", None), "best_config", None))}
 
 
-def plot_orders(ctx: RunContext, orders: dict[str, torch.Tensor], wave: int) -> None:
+def plot_orders(ctx: RunContext, orders: dict[str, torch.Tensor], wave: int, group_m: int) -> None:
     """Each output tile coloured by the program that computes it; the first wave's tiles outlined."""
     from matplotlib.patches import Rectangle
 
-    fig = ctx.figure(figsize=(4.4 * len(orders), 4.2))
+    fig = ctx.figure(figsize=(5.4 * len(orders), 4.8))
     axes = fig.subplots(1, len(orders), squeeze=False)[0]
     for ax, (name, order) in zip(axes, orders.items()):
         rows, cols = int(order[:, 0].max()) + 1, int(order[:, 1].max()) + 1
@@ -116,7 +119,10 @@ def plot_orders(ctx: RunContext, orders: dict[str, torch.Tensor], wave: int) -> 
                     else "black")
             if pid < wave:
                 ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
-        ax.set(title=f"{name}: first {wave} programs read {panels_read(order[:wave])} panels",
+        label = "row-major" if name == "row_major" else f"grouped by {group_m} rows"
+        ax.set_xticks(range(cols))
+        ax.set_yticks(range(rows))
+        ax.set(title=f"{label}:\nthe first {wave} programs (red) read {panels_read(order[:wave])} panels of A and B",
                xlabel="tile column (panel of B)", ylabel="tile row (panel of A)")
         fig.colorbar(image, ax=ax, shrink=0.8, label="program id")
     ctx.save_figure(fig, "tile_order")
