@@ -23,12 +23,16 @@ def serial(batches: Iterable[Batch], device: str | torch.device = "cpu") -> Iter
 class Prefetcher:
     """Iterates over `batches` (tuples of tensors) prepared ahead on a background thread, at most `depth` of them
     waiting in staging slots, each delivered on `device` as new tensors the consumer owns (a slot is reused for a
-    later batch). `pin_memory`: page-locked slots (default: where `device` is CUDA; True needs CUDA). One pass; use
-    it in a `for` loop or a `with` block.
+    later batch). `device`: any torch device (CUDA: pinned slots and a side stream; others, e.g. cpu or meta: plain
+    slots and an ordinary copy). `pin_memory`: page-locked slots (default: where `device` is CUDA; True needs CUDA).
+    The default depth is 2. One pass; use it in a `for` loop or a `with` block; close() of one never started does
+    nothing.
 
     - The same batches in the same order as `serial` (bitwise).
     - The producer thread ends when the batches run out, when the consumer stops early (break, an exception, `close()`,
-      leaving the `with` block), or when the producer raises: its exception is raised again in the consumer.
+      leaving the `with` block), or when the producer raises: its exception is raised again in the consumer. The
+      thread has ended by the time the loop or close() returns.
+    - While the consumer holds a batch, the producer has at most `depth` batches staged and one more in hand.
     - ValueError for a depth that is not an integer of at least 1 ("Prefetcher: depth ... at least 1, got 0"), for
       pin_memory=True or a CUDA device without CUDA; TypeError (raised in the consumer) for a batch that is not a
       tuple of tensors; RuntimeError for a second pass.

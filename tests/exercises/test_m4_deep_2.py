@@ -119,6 +119,15 @@ def check_gpu_configs(kernel):
         assert group > 1, config
 
 
+def check_interpreter_without_cuda(kernel):
+    """Without a CUDA device the module set TRITON_INTERPRET=1 before defining its kernels, in this process."""
+    import os
+
+    assert kernel.interpreted() == (not torch.cuda.is_available())
+    if not torch.cuda.is_available():
+        assert os.environ.get("TRITON_INTERPRET") == "1"
+
+
 def check_errors_name_the_problem(kernel):
     a, b = operands(2, 3, 2, torch.float32, 0, device(kernel))
     with pytest.raises(ValueError, match=r"matmul: a and b must be 2-D, got shapes \[3\] and \[3, 2\]"):
@@ -139,24 +148,13 @@ def check_errors_name_the_problem(kernel):
 
 
 # the cheapest first: a learner's run (and a mutant's) stops at the first failure, and the interpreter is slow
-CHECKS = [check_errors_name_the_problem, check_gpu_configs, check_tile_order, check_strides, check_empty,
+CHECKS = [check_interpreter_without_cuda, check_errors_name_the_problem, check_gpu_configs, check_tile_order, check_strides, check_empty,
           check_values, check_float16_sums_in_float32]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 def test_triton_matmul(kernel, check):
     check(kernel)
-
-
-def test_interpreter_without_cuda():
-    """Without a CUDA device the module has set TRITON_INTERPRET=1 before defining its kernels, in this process."""
-    import os
-
-    from torchkata.extensions import triton_matmul
-
-    assert triton_matmul.interpreted() == (not torch.cuda.is_available())
-    if not torch.cuda.is_available():
-        assert os.environ["TRITON_INTERPRET"] == "1"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the kernel runs under Triton's "

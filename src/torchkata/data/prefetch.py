@@ -63,7 +63,6 @@ class Prefetcher:
         self.filled: queue.Queue = queue.Queue(maxsize=depth)  # the bounded hand-over, in order
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
-        self.staged = 0  # batches copied into a slot so far
 
     def __iter__(self) -> Iterator[Batch]:
         if self.thread is not None:
@@ -86,7 +85,7 @@ class Prefetcher:
     def close(self) -> None:
         """Stop the producer and wait for its thread to end (after the batch it is preparing)."""
         self.stop.set()
-        if self.thread is not None and self.thread is not threading.current_thread():
+        if self.thread is not None:
             self.thread.join()
 
     def __enter__(self) -> Prefetcher:
@@ -141,7 +140,6 @@ class Prefetcher:
                 fresh = fresh.pin_memory() if self.pin_memory else fresh
                 buffers[i:i + 1] = [fresh]
             buffers[i].copy_(t)
-        self.staged += 1
 
     def _to_device(self, buffers: list[Tensor]) -> Batch:
         """New tensors on the device from a filled slot, and the slot back to the producer."""

@@ -22,6 +22,7 @@ if not torch.cuda.is_available():
 
 import triton  # noqa: E402  (after the interpreter flag)
 import triton.language as tl  # noqa: E402
+from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
 
 DTYPES = (torch.float16, torch.float32)
 # The interpreter pays per operation, not per element: large blocks mean fewer programs and K steps, hence faster
@@ -84,7 +85,7 @@ def tile_order_kernel(out_ptr, num_pid_m, num_pid_n, GROUP_M: tl.constexpr):
 def interpreted() -> bool:
     """Whether the kernels run under Triton's interpreter (no CUDA device, or TRITON_INTERPRET=1) rather than
     compiled for the GPU."""
-    return isinstance(matmul_kernel, triton.runtime.interpreter.InterpretedFunction)
+    return isinstance(matmul_kernel, InterpretedFunction)
 
 
 def device_type() -> str:
