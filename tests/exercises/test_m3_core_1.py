@@ -71,6 +71,23 @@ def check_serial(loader):
     assert [int(b[1][0]) for b in batches] == [1, 2, 3, 4]
 
 
+def check_slow_consumer_and_changing_batches(loader):
+    """A consumer slower than the producer (the bounded queue fills, the end of the batches waits for room), batches
+    that grow and change dtype (the slots are reallocated, not cast or cut): still serial's batches."""
+    def changing():
+        for shape, dtype in [((2, 3), torch.float32), ((4, 3), torch.float32), ((4, 3), torch.float64)]:
+            yield (torch.arange(12, dtype=dtype)[:shape[0] * 3].reshape(shape) + shape[0],)
+
+    expected = list(loader.serial(changing()))
+    got = []
+    for batch in loader.Prefetcher(changing(), depth=1):
+        time.sleep(0.15)
+        got.append(batch)
+    assert len(got) == len(expected)
+    for (ours,), (theirs,) in zip(got, expected):
+        assert ours.dtype == theirs.dtype and torch.equal(ours, theirs)
+
+
 def check_other_devices(loader):
     """Any torch device: on one that is not CUDA (meta: shapes without data) no pinned slots and no stream."""
     got = list(loader.Prefetcher(source(2), depth=1, device="meta"))
@@ -152,7 +169,8 @@ def check_bad_config_is_refused(loader):
         list(prefetcher)
 
 
-CHECKS = [check_same_batches_in_order, check_serial, check_other_devices, check_prepares_ahead_within_depth,
+CHECKS = [check_same_batches_in_order, check_serial, check_slow_consumer_and_changing_batches,
+          check_other_devices, check_prepares_ahead_within_depth,
           check_stops_when_consumer_breaks, check_producer_error_reaches_consumer, check_bad_config_is_refused]
 
 

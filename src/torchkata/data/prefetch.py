@@ -73,7 +73,7 @@ class Prefetcher:
         self.thread.start()
         try:
             while True:
-                item = self.filled.get()
+                item = self._next_filled()
                 if item is None:  # the batches ran out
                     return
                 if isinstance(item, BaseException):
@@ -81,6 +81,17 @@ class Prefetcher:
                 yield self._to_device(item)
         finally:
             self.close()
+
+    def _next_filled(self):
+        """The next item of the bounded queue; a producer that ended without handing over its end is an error, not
+        a consumer waiting forever."""
+        while True:
+            try:
+                return self.filled.get(timeout=POLL_S)
+            except queue.Empty:
+                if not self.thread.is_alive() and self.filled.empty():
+                    raise RuntimeError("Prefetcher: the producer thread ended without handing over the end of the "
+                                       "batches") from None
 
     def close(self) -> None:
         """Stop the producer and wait for its thread to end (after the batch it is preparing)."""
