@@ -88,6 +88,16 @@ def check_slow_consumer_and_changing_batches(loader):
         assert ours.dtype == theirs.dtype and torch.equal(ours, theirs)
 
 
+def check_slow_producer(loader):
+    """A producer slower than the consumer's patience for one wait: the consumer keeps waiting while it is alive."""
+    def slow():
+        for i in range(3):
+            time.sleep(0.12)
+            yield (torch.full((2,), float(i)),)
+
+    assert [float(b[0][0]) for b in loader.Prefetcher(slow(), depth=1)] == [0.0, 1.0, 2.0]
+
+
 def check_other_devices(loader):
     """Any torch device: on one that is not CUDA (meta: shapes without data) no pinned slots and no stream."""
     got = list(loader.Prefetcher(source(2), depth=1, device="meta"))
@@ -169,7 +179,7 @@ def check_bad_config_is_refused(loader):
         list(prefetcher)
 
 
-CHECKS = [check_same_batches_in_order, check_serial, check_slow_consumer_and_changing_batches,
+CHECKS = [check_same_batches_in_order, check_serial, check_slow_consumer_and_changing_batches, check_slow_producer,
           check_other_devices, check_prepares_ahead_within_depth,
           check_stops_when_consumer_breaks, check_producer_error_reaches_consumer, check_bad_config_is_refused]
 
