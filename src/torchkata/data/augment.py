@@ -9,21 +9,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from torchkata.training.loop import batch_order
+from torchkata.vision.augment import random_crop, random_flip
 
 
 def augment(images: Tensor, generator: torch.Generator) -> Tensor:
-    """A deliberately costly augmentation of uint8 images [B, H, W] -> float32 [B, 1, H, W]: scaled to [0, 1], a
-    random shift by up to 2 pixels (padded crop), a random horizontal flip, a 5 x 5 Gaussian blur of random width
-    and Gaussian noise; every draw from `generator`, in one order."""
-    x = images.float().div(255).unsqueeze(1)
+    """A deliberately costly augmentation of uint8 images [B, H, W] -> float32 [B, 1, H, W]: scaled to [0, 1], b04-04's
+    random shift by up to 2 pixels (padded crop) and random horizontal flip, then a 5 x 5 Gaussian blur of random
+    width and Gaussian noise; every draw from `generator`, in one order."""
+    x = random_flip(random_crop(images.float().div(255).unsqueeze(1), 2, generator), generator)
     b, _, h, w = x.shape
-    shifts = torch.randint(0, 5, (b, 2), generator=generator)
-    padded = F.pad(x, (2, 2, 2, 2))
-    rows = (shifts[:, 0, None] + torch.arange(h))[:, :, None]  # [B, H, 1]
-    cols = (shifts[:, 1, None] + torch.arange(w))[:, None, :]  # [B, 1, W]
-    x = padded[torch.arange(b)[:, None, None], 0, rows, cols].unsqueeze(1)
-    flip = torch.rand(b, generator=generator) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     sigma = 0.5 + torch.rand(b, generator=generator)  # one blur width per image: a grouped convolution
     offsets = torch.arange(-2, 3, dtype=torch.float32)
     taps = torch.exp(-offsets**2 / (2 * sigma[:, None] ** 2))

@@ -20,11 +20,13 @@ from pathlib import Path
 import yaml
 
 from torchkata.pipeline.catalog import ROOT, Catalog, Exercise
+from torchkata.pipeline.imports import source_files
 from torchkata.pipeline.workflow import RUNNER_CODE, code_files, module_file, variant
 
 PIPELINE_CODE = [*RUNNER_CODE, "src/torchkata/pipeline/workflow.py", "workflow/rules/exercises.smk"]
 HEADER = "# Generated from catalog.yaml by `torchkata dvc`; edit the catalog or torchkata.pipeline.dvc_stages.\n"
 # (file, scale); a stage runs in its dvc.yaml's folder unless `wdir` says otherwise
+PREPARE_DATA = "scripts/prepare_data.py"
 PIPELINES = [("dvc.yaml", "default"), ("proof/smoke/dvc.yaml", "smoke")]
 
 
@@ -71,7 +73,8 @@ def data_stages(catalog: Catalog) -> dict:
             source, folder, stage = f" --source=${{data.{key}}}", [], {"params": [{"config.yaml": [f"data.{key}"]}]}
         stages[name.replace("-", "_")] = {
             "cmd": f"python scripts/prepare_data.py {name}{source} --out data/{name}",
-            "deps": [*folder, "scripts/prepare_data.py", "src/torchkata/data"],
+            # the modules the script imports, not all of torchkata.data: an exercise's loader there is no input
+            "deps": [*folder, *source_files(ROOT, PREPARE_DATA)],
             **stage,
             "outs": [f"data/{name}"],
         }
