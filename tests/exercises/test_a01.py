@@ -20,6 +20,15 @@ def check_matches_torch(softmax):
                 torch.testing.assert_close(softmax(x, dim=dim), torch.softmax(x, dim=dim), rtol=rtol, atol=1e-7)
 
 
+def check_many_rows(softmax):
+    # hundreds of rows: an implementation that works through the tensor in pieces must still normalise every
+    # whole row along `dim`, whichever dim that is
+    for shape in [(300,), (300, 40), (300, 3, 20), (2, 300, 20)]:
+        x = torch.randn(shape) * 5
+        for dim in range(-len(shape), len(shape)):
+            torch.testing.assert_close(softmax(x, dim=dim), torch.softmax(x, dim=dim), rtol=1e-5, atol=1e-7)
+
+
 def check_non_contiguous(softmax):
     x = torch.randn(6, 8).t()
     assert not x.is_contiguous()
@@ -78,8 +87,8 @@ def check_dim_error_names_the_dim(softmax):
         assert str(dim) in str(error.value), (shape, dim, str(error.value))
 
 
-CHECKS = [check_matches_torch, check_non_contiguous, check_large_logits, check_gradients, check_empty, check_errors,
-          check_default_dim, check_zero_dim, check_dim_error_names_the_dim]
+CHECKS = [check_matches_torch, check_many_rows, check_non_contiguous, check_large_logits, check_gradients, check_empty,
+          check_errors, check_default_dim, check_zero_dim, check_dim_error_names_the_dim]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)

@@ -30,6 +30,15 @@ def check_forward_matches_torch(softmax):
                 torch.testing.assert_close(y, torch.softmax(x, dim=dim), rtol=rtol, atol=1e-7)
 
 
+def check_many_rows(softmax):
+    # hundreds of rows: an implementation that works through the tensor in pieces must still normalise every
+    # whole row along `dim`, whichever dim that is
+    for shape in [(300,), (300, 40), (300, 3, 20), (2, 300, 20)]:
+        x = torch.randn(shape) * 5
+        for dim in range(-len(shape), len(shape)):
+            torch.testing.assert_close(softmax(x, dim=dim), torch.softmax(x, dim=dim), rtol=1e-5, atol=1e-7)
+
+
 def check_backward_matches_torch(softmax):
     for shape in SHAPES:
         for dim in range(-len(shape), len(shape)):
@@ -116,9 +125,10 @@ def check_errors_name_the_problem(softmax):
             softmax(torch.randn(shape), dim=dim)
 
 
-CHECKS = [check_forward_matches_torch, check_backward_matches_torch, check_jacobian_is_diag_minus_outer,
-          check_is_custom_function, check_gradcheck, check_large_logits, check_non_contiguous, check_empty_and_zero_dim,
-          check_default_dim, check_input_untouched, check_errors_name_the_problem]
+CHECKS = [check_forward_matches_torch, check_many_rows, check_backward_matches_torch,
+          check_jacobian_is_diag_minus_outer, check_is_custom_function, check_gradcheck, check_large_logits,
+          check_non_contiguous, check_empty_and_zero_dim, check_default_dim, check_input_untouched,
+          check_errors_name_the_problem]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)

@@ -16,12 +16,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from torchkata.tensors.softmax import row_blocks
+
 REDUCTIONS = ("none", "mean", "sum")
 
 
 def log_softmax_rows(logits: Tensor) -> Tensor:
-    shifted = logits - logits.amax(1, keepdim=True)
-    return shifted - shifted.exp().sum(1, keepdim=True).log()
+    shifted = logits - logits.amax(1, keepdim=True)  # our own temporary: the result is written into it
+    # Σ exp per row, a block of rows at a time (a01's row_blocks): each block's exponentials are summed while they
+    # are still in cache, and no full-size tensor of exponentials is ever made
+    sums = torch.cat([block.exp().sum(1, keepdim=True) for block in row_blocks(shifted, 1)])
+    return shifted.sub_(sums.log_())
 
 
 class CrossEntropyFunction(torch.autograd.Function):

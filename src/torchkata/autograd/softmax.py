@@ -10,13 +10,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from torchkata.tensors.softmax import row_blocks
+
 
 class SoftmaxFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, dim: int) -> Tensor:
         # amax cannot reduce an empty tensor; an empty tensor has nothing to normalise anyway
-        y = (x - x.amax(dim, keepdim=True)).exp_() if x.numel() else x.clone()
-        y.mul_(y.sum(dim, keepdim=True).reciprocal_())  # one reciprocal per row, then a multiply: cheaper than divide
+        y = x - x.amax(dim, keepdim=True) if x.numel() else x.clone()
+        # exp, sum and scale in place on our own y, a block of rows at a time (a01's row_blocks): the sum and the
+        # scaling read the block from the cache the exp just wrote it to, not from memory
+        for block in row_blocks(y, dim):
+            block.exp_()
+            block.mul_(block.sum(dim, keepdim=True).reciprocal_())  # one reciprocal per row, then multiplies
         ctx.dim = dim
         ctx.save_for_backward(y)
         return y
