@@ -30,7 +30,7 @@ def test_unknown_id_is_a_clear_error(capsys):
 def test_check_grades_the_unsolved_starter(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(cli, "PROGRESS", tmp_path / "progress.json")
     assert cli.main(["check", "a01"]) == 1  # the starter raises NotImplementedError: not solved
-    assert "a01: not yet (0 passed, 9 failed)" in capsys.readouterr().out  # its 9 checks
+    assert "a01: not yet (0 passed, 10 failed)" in capsys.readouterr().out  # its 10 checks
     assert cli.main(["status"]) == 0
     assert "a01        0 passed" in capsys.readouterr().out
 
