@@ -36,6 +36,8 @@ def run(ctx) -> None:
     model = mlp(p["hidden"], 3)
     optimizer = torch.optim.SGD(model.parameters(), lr=p["lr"], momentum=0.9)
     folder = ctx.out / "tensorboard"
+    # a rerun in the same run folder: the earlier run's event file would be read back beside this one's
+    shutil.rmtree(folder, ignore_errors=True)
     with ctx.impl.TensorBoardLog(folder, histogram_every=p["histogram_every"]) as tb:
         history = fit(model, optimizer, (x_train, y_train), (x_test, y_test), p["epochs"], p["batch_size"],
                       torch.Generator().manual_seed(ctx.seed), log=tb.log, before_step=tb.before_step)
