@@ -13,7 +13,7 @@ import torch
 
 from grading import failing_checks
 from kernel_source_checks import assert_no_aten_op
-from torchkata.experiments.a49 import image_and_grads, random_gaussians
+from torchkata.extensions.splat_cases import image_and_grads, random_gaussians
 from torchkata.extensions import splat as reference
 
 EXERCISE = "a49"
@@ -182,7 +182,8 @@ def turned_camera(dtype=torch.float64):
 def check_projection(splat):
     """EWA splatting against the reference on a turned camera (and a gaussian behind it: radius 0); by hand, an
     isotropic gaussian of standard deviation s at depth z on the axis: at the image's centre, variance (f s / z)^2
-    + 0.3 in every direction, radius ceil(3 sqrt(variance + sqrt(0.1)))."""
+    + 0.3 in every direction, radius ceil(3 sqrt(variance)); and one turned 90 degrees about the axis, its long
+    axis now along y."""
     means, log_scales, quats, _, _ = random_scene(30, torch.float64, 3)
     found = splat.project(means, log_scales, quats, turned_camera())
     expected = reference.project(means, log_scales, quats, turned_camera())
@@ -201,7 +202,13 @@ def check_projection(splat):
     torch.testing.assert_close(means2d, torch.tensor([[20.0, 15.0]], dtype=torch.float64), rtol=1e-12, atol=0)
     torch.testing.assert_close(conics, torch.stack([1 / variance, 0 * variance, 1 / variance])[None], rtol=1e-10,
                                atol=1e-14)
-    assert float(depths) == 4.0 and int(radii) == int(torch.ceil(3 * (variance + 0.1 ** 0.5).sqrt()))
+    assert float(depths) == 4.0 and int(radii) == int(torch.ceil(3 * variance.sqrt()))
+    turned = torch.tensor([[0.5**0.5, 0.0, 0.0, 0.5**0.5]], dtype=torch.float64)  # 90 degrees about z
+    _, conics, _, _ = splat.project(torch.tensor([[0.0, 0.0, 4.0]], dtype=torch.float64),
+                                    torch.tensor([[0.2, 0.05, 0.1]], dtype=torch.float64).log(), turned, camera)
+    variances = (50.0 * torch.tensor([0.05, 0.2], dtype=torch.float64) / 4.0) ** 2 + 0.3  # the long axis along y
+    torch.testing.assert_close(conics[0, [0, 2]], 1 / variances, rtol=1e-10, atol=0)
+    assert abs(float(conics[0, 1])) < 1e-12
 
 
 def render_grads(render, rasterizer, scene, camera):
@@ -382,6 +389,8 @@ def broken(bug, library_path):
             return grad_means, grad_conics, grad_colours, grad_opacities, None, None, None, None, None
 
     def rasterize(means2d, conics, colours, opacities, radii, height, width, background=0.0, library_path=None):
+        reference.check_arguments("rasterize", {"means2d": means2d, "conics": conics, "colours": colours,
+                                                "opacities": opacities, "radii": radii}, height, width, background)
         return Broken.apply(means2d, conics, colours, opacities, radii, height, width, float(background),
                             reference.ops(library_path))
 

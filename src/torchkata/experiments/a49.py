@@ -20,12 +20,13 @@ import torch
 import torch.nn.functional as F
 
 from torchkata.extensions.kernel_bench import devices, relative_error
+from torchkata.extensions.splat_cases import image_and_grads, random_gaussians
 from torchkata.pipeline.bench import median_compare
 from torchkata.pipeline.runner import RunContext
 
 SCALES = {
-    "smoke": {"trials": 3, "max_size": 24, "max_gaussians": 24, "image": 24, "gaussians": 40, "steps": 20,
-              "dense_steps": 5, "bench_seconds": 0.02, "repeats": 1},
+    "smoke": {"trials": 2, "max_size": 24, "max_gaussians": 24, "image": 16, "gaussians": 24, "steps": 12,
+              "dense_steps": 4, "bench_seconds": 0.02, "repeats": 1},
     "default": {"trials": 20, "max_size": 48, "max_gaussians": 160, "image": 64, "gaussians": 300, "steps": 500,
                 "dense_steps": 40, "bench_seconds": 0.3, "repeats": 3},
     "full": {"trials": 100, "max_size": 96, "max_gaussians": 600, "image": 128, "gaussians": 2000, "steps": 3000,
@@ -35,36 +36,6 @@ SCALES = {
 FIXED = [(1, 1, 1, 3), (1, 1, 0, 3), (20, 13, 0, 1), (17, 23, 1, 3), (16, 32, 12, 3), (33, 18, 40, 1), (5, 40, 25, 4)]
 LEARNING_RATES = {"means3d": 0.004, "log_scales": 0.02, "quats": 0.02, "colours": 0.05, "opacities": 0.05}
 GRADIENTS = ("means2d", "conics", "colours", "opacities")
-
-
-def random_gaussians(n: int, height: int, width: int, channels: int, dtype: torch.dtype, generator: torch.Generator):
-    """(means2d, conics, colours, opacities, radii) of n random 2-D gaussians in depth order: means over the image and
-    a quarter of its size beyond each edge (some off-screen), standard deviations of 0.4 to 8 pixels at any angle,
-    radii of 3 of them, a tenth culled (radius 0), opacities up to 1 (some capped at 0.99)."""
-    def uniform(*shape, low=0.0, high=1.0):
-        return torch.rand(*shape, generator=generator, dtype=torch.float64) * (high - low) + low
-
-    size = torch.tensor([width, height], dtype=torch.float64)
-    means = uniform(n, 2, low=-0.25, high=1.25) * size
-    stds = uniform(n, 2, low=math.log(0.4), high=math.log(8.0)).exp()
-    angle = uniform(n, high=math.pi)
-    cos, sin = angle.cos(), angle.sin()
-    rotation = torch.stack([cos, -sin, sin, cos], 1).reshape(n, 2, 2)
-    cov = rotation @ torch.diag_embed(stds**2) @ rotation.transpose(1, 2)
-    a, b, c = cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 1]
-    det = a * c - b * b
-    conics = torch.stack([c / det, -b / det, a / det], 1)
-    radii = torch.ceil(3 * stds.amax(1)).int() * (uniform(n) > 0.1)
-    colours, opacities = uniform(n, channels), uniform(n, low=0.05, high=1.0)
-    return *(t.to(dtype) for t in (means, conics, colours, opacities)), radii.int()
-
-
-def image_and_grads(rasterizer, gaussians: tuple, height: int, width: int, background: float, weights: torch.Tensor):
-    """(image, d/d means2d, conics, colours, opacities) of sum(rasterizer(...) * weights)."""
-    *leaves, radii = (t.clone().requires_grad_(t.is_floating_point()) for t in gaussians)
-    image = rasterizer(*leaves, radii, height, width, background)
-    grads = torch.autograd.grad((image * weights).sum(), leaves, allow_unused=True, materialize_grads=True)
-    return image.detach(), *grads
 
 
 def run(ctx: RunContext) -> None:
@@ -140,22 +111,20 @@ def psnr(mse: float) -> float:
 
 
 def fit(impl, scene: dict, target: torch.Tensor, camera, rasterizer, steps: int):
-    """Adam on the mean squared error for `steps` steps from `scene`: (fitted scene, PSNR before each step and after
-    the last, cumulative seconds at the same points)."""
+    """Adam on the mean squared error for `steps` steps from `scene`: (fitted scene, the PSNR after 0, 1, ..., steps
+    steps, and the seconds from the start at which each was measured)."""
     scene = {name: t.clone().requires_grad_() for name, t in scene.items()}
     optimizer = torch.optim.Adam([{"params": [scene[name]], "lr": lr} for name, lr in LEARNING_RATES.items()],
                                  fused=True)
     curve, seconds, start = [], [], time.perf_counter()
-    for _ in range(steps):
+    for step in range(steps + 1):
         loss = F.mse_loss(render_scene(impl, scene, camera, rasterizer), target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
         curve.append(psnr(loss.item()))
         seconds.append(time.perf_counter() - start)
-    with torch.no_grad():
-        curve.append(psnr(F.mse_loss(render_scene(impl, scene, camera, rasterizer), target).item()))
-    seconds.append(time.perf_counter() - start)
+        if step < steps:
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
     return {name: t.detach() for name, t in scene.items()}, curve, seconds
 
 
@@ -170,21 +139,24 @@ def fit_photograph(ctx: RunContext, impl, kernel) -> dict:
     _, dense_curve, dense_seconds = fit(impl, start, target, camera, impl.rasterize_dense, p["dense_steps"])
     for step, value in enumerate(curve):
         ctx.log("psnr", value, step)
-    steps = p["dense_steps"]
+    dense_steps = p["dense_steps"]
     mean_colour = target.mean((1, 2), keepdim=True).expand_as(target)
-    ctx.metrics.update(psnr=curve[-1], initial_psnr=curve[0], mean_colour_psnr=psnr(F.mse_loss(mean_colour, target).item()),
-                       steps=p["steps"], gaussians=p["gaussians"], image=p["image"],
-                       dense_steps=steps, dense_psnr=dense_curve[-1], kernel_psnr_at_dense_steps=curve[steps])
-    # the time each took to the PSNR the plain rasterizer reached in its steps (the kernel's run got there too)
-    reached = next(i for i, value in enumerate(curve) if value >= min(dense_curve[-1], curve[-1]))
-    ctx.bench["fit"] = {"kernel_s": seconds[-1], "kernel_step_s": seconds[-2] / p["steps"],
-                        "dense_step_s": dense_seconds[-2] / steps, "psnr_reached": dense_curve[-1],
-                        "kernel_s_to_psnr": seconds[reached], "dense_s_to_psnr": dense_seconds[-1]}
-    ctx.bench["fit"]["time_to_psnr_ratio"] = seconds[reached] / dense_seconds[-1]
+    ctx.metrics.update(psnr=curve[-1], initial_psnr=curve[0],
+                       mean_colour_psnr=psnr(F.mse_loss(mean_colour, target).item()), steps=p["steps"],
+                       gaussians=p["gaussians"], image=p["image"], dense_steps=dense_steps,
+                       dense_psnr=dense_curve[-1], kernel_psnr_at_dense_steps=curve[dense_steps])
+    # how long each took to the PSNR the plain rasterizer reached in its steps (the kernel's run, the same
+    # computation, reaches it at about the same step)
+    reached = next((i for i, value in enumerate(curve) if value >= dense_curve[-1]), len(curve) - 1)
+    ctx.bench["fit"] = {"kernel_s": seconds[-1], "kernel_step_s": seconds[-1] / p["steps"],
+                        "dense_step_s": dense_seconds[-1] / dense_steps, "psnr_reached": dense_curve[-1],
+                        "kernel_s_to_psnr": seconds[reached], "dense_s_to_psnr": dense_seconds[-1],
+                        "time_to_psnr_ratio": seconds[reached] / dense_seconds[-1]}
     ctx.save_checkpoint(scene, "scene.pt")
     with torch.no_grad():
-        images = {"target (flower.jpg)": target, f"initial, {curve[0]:.1f} dB": render_scene(impl, start, camera, kernel),
-                  f"fitted, {p['steps']} kernel steps, {curve[-1]:.1f} dB": render_scene(impl, scene, camera, kernel)}
+        images = {"target (flower.jpg)": target,
+                  f"initial, {curve[0]:.1f} dB": render_scene(impl, start, camera, kernel),
+                  f"fitted, {p['steps']} steps, {curve[-1]:.1f} dB": render_scene(impl, scene, camera, kernel)}
     plot_fit(ctx, images, curve, seconds, dense_curve, dense_seconds, ctx.metrics["mean_colour_psnr"])
     return scene
 

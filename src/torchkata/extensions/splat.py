@@ -11,8 +11,6 @@ The rules both rasterizers follow (csrc/splat/splat.h), for a pixel of centre p 
     colour  = sum_i colour_i alpha_i T_i + T_end background,  T_i = prod_{j < i} (1 - alpha_j),
               stopping before the gaussian that would take T below 1e-4.
 """
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
@@ -50,7 +48,8 @@ class Rasterize(torch.autograd.Function):
         return *grads, None, None, None, None, None  # radii, height, width, background and the library: constants
 
 
-def _check_arguments(op: str, tensors: dict, height, width, background) -> None:
+def check_arguments(op: str, tensors: dict, height, width, background) -> None:
+    """TypeError naming `op` and the argument where a tensor, a size or the background is of the wrong type."""
     for name, t in tensors.items():
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
@@ -71,7 +70,7 @@ def rasterize(means2d: Tensor, conics: Tensor, colours: Tensor, opacities: Tenso
     Raises TypeError for an operand of the wrong type; the C++ side raises RuntimeError naming the op and the operand
     for the rest (shapes, dtypes, devices, sizes).
     """
-    _check_arguments("rasterize", {"means2d": means2d, "conics": conics, "colours": colours, "opacities": opacities,
+    check_arguments("rasterize", {"means2d": means2d, "conics": conics, "colours": colours, "opacities": opacities,
                                    "radii": radii}, height, width, background)
     return Rasterize.apply(means2d, conics, colours, opacities, radii, height, width, float(background),
                            ops(library_path))
@@ -81,16 +80,16 @@ def rasterize_dense(means2d: Tensor, conics: Tensor, colours: Tensor, opacities:
                     width: int, background: float = 0.0) -> Tensor:
     """`rasterize` in plain PyTorch: every pixel against every gaussian at once ([H W, N] tensors), with the same
     tiles, order and rules; autograd gives its backward."""
-    _check_arguments("rasterize_dense", {"means2d": means2d, "conics": conics, "colours": colours,
-                                         "opacities": opacities, "radii": radii}, height, width, background)
+    check_arguments("rasterize_dense", {"means2d": means2d, "conics": conics, "colours": colours,
+                                        "opacities": opacities, "radii": radii}, height, width, background)
     ys, xs = torch.meshgrid(torch.arange(height, device=means2d.device), torch.arange(width, device=means2d.device),
                             indexing="ij")
-    xs, ys = xs.reshape(-1, 1), ys.reshape(-1, 1)  # [P, 1] against [N] below: [P, N]
-    tile_x, tile_y = xs // TILE * TILE, ys // TILE * TILE  # the corner of each pixel's tile
-    (mean_x, mean_y), (a, b, c) = means2d.unbind(1), conics.unbind(1)
-    in_tile = ((radii > 0) & (mean_x + radii >= tile_x) & (mean_x - radii < tile_x + TILE) &
-               (mean_y + radii >= tile_y) & (mean_y - radii < tile_y + TILE))
-    dx, dy = xs.to(means2d.dtype) + 0.5 - mean_x, ys.to(means2d.dtype) + 0.5 - mean_y
+    pixels = torch.stack([xs, ys], -1).reshape(-1, 1, 2)  # [P, 1, 2] (x, y) against [N, 2]: [P, N, 2]
+    corner = pixels // TILE * TILE  # of each pixel's tile
+    reach = radii[:, None]
+    in_tile = (radii > 0) & ((means2d + reach >= corner) & (means2d - reach < corner + TILE)).all(-1)
+    dx, dy = (pixels.to(means2d.dtype) + 0.5 - means2d).unbind(-1)
+    a, b, c = conics.unbind(1)
     alpha = (opacities * torch.exp(-0.5 * (a * dx * dx + c * dy * dy) - b * dx * dy)).clamp(max=MAX_ALPHA)
     alpha = torch.where(in_tile & (alpha >= MIN_ALPHA), alpha, 0)
     with torch.no_grad():  # where the light runs out: that gaussian and all behind it are left out
@@ -113,11 +112,12 @@ class Camera:
 
 
 def rotation_matrices(quats: Tensor) -> Tensor:
-    """[N, 3, 3] rotations of quaternions [N, 4] (w, x, y, z), normalised first."""
-    w, x, y, z = F.normalize(quats, dim=1).unbind(1)
-    return torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-                        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1).reshape(-1, 3, 3)
+    """[N, 3, 3] rotations of quaternions [N, 4] (w, x, y, z), normalised first: I + 2 (w K + K K), with K the
+    cross-product matrix of (x, y, z) (K u = (x, y, z) x u)."""
+    w, axis = F.normalize(quats, dim=1).split([1, 3], dim=1)
+    identity = torch.eye(3, dtype=quats.dtype, device=quats.device)
+    cross = torch.linalg.cross(axis[:, None, :], identity[None], dim=-1).transpose(1, 2)  # columns: axis x e_i
+    return identity + 2 * (w[:, :, None] * cross + cross @ cross)
 
 
 def project(means3d: Tensor, log_scales: Tensor, quats: Tensor, camera: Camera) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -129,19 +129,17 @@ def project(means3d: Tensor, log_scales: Tensor, quats: Tensor, camera: Camera) 
     x, y, depth = (means3d @ rotation.T + translation).unbind(1)
     visible = depth > NEAR
     z = torch.where(visible, depth, 1.0)  # culled ones divide by 1: finite values, and finite (zero) gradients
-    means2d = torch.stack([camera.focal * x / z + camera.width / 2, camera.focal * y / z + camera.height / 2], 1)
-    zero = torch.zeros_like(z)
-    jacobian = torch.stack([camera.focal / z, zero, -camera.focal * x / z**2,
-                            zero, camera.focal / z, -camera.focal * y / z**2], 1).reshape(-1, 2, 3)
+    u, v = x / z, y / z
+    centre = torch.tensor([camera.width / 2, camera.height / 2], dtype=means3d.dtype, device=means3d.device)
+    means2d = camera.focal * torch.stack([u, v], 1) + centre
+    one, zero = torch.ones_like(z), torch.zeros_like(z)
+    jacobian = (camera.focal / z)[:, None, None] * torch.stack([one, zero, -u, zero, one, -v], 1).reshape(-1, 2, 3)
     axes = rotation @ rotation_matrices(quats) * log_scales.exp()[:, None, :]  # W R S: columns are the scaled axes
     projected = jacobian @ axes
     cov = projected @ projected.transpose(1, 2) + DILATION * torch.eye(2, dtype=means3d.dtype, device=means3d.device)
-    a, b, c = cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 1]
-    det = a * c - b * b
-    conics = torch.stack([c / det, -b / det, a / det], 1)
+    conics = torch.linalg.inv(cov)[:, [0, 0, 1], [0, 1, 1]]
     with torch.no_grad():
-        middle = (a + c) / 2
-        major = middle + sqrt((middle * middle - det).clamp(min=0.1))  # the larger eigenvalue
+        major = torch.linalg.eigvalsh(cov)[:, 1]  # the larger eigenvalue: the variance along the major axis
         radii = torch.where(visible, torch.ceil(3 * sqrt(major)), 0).int()
     return means2d, conics, depth, radii
 
