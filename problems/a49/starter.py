@@ -25,7 +25,7 @@ def rasterize(means2d: Tensor, conics: Tensor, colours: Tensor, opacities: Tenso
               width: int, background: float = 0.0, library_path: str | None = None) -> Tensor:
     """The image [C, H, W] of 2-D gaussians sorted front to back: means2d [N, 2] (x, y in pixels; pixel (i, j) has
     its centre at (j + 0.5, i + 0.5)), conics [N, 3] (a, b, c of the inverse covariance [[a, b], [b, c]]), colours
-    [N, C] (1 <= C <= 4), opacities [N], radii [N] int32 (0: culled); one floating dtype and device. Differentiable
+    [N, C] (1 <= C <= 4), opacities [N], radii [N] int32 (<= 0: culled); one floating dtype and device. Differentiable
     in means2d, conics, colours and opacities, by the kernel's backward (a torch.autograd.Function).
 
     Raises TypeError for an operand of the wrong type; the C++ side raises RuntimeError naming the op and the operand

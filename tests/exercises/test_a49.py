@@ -30,7 +30,8 @@ DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 def splat(impl_for, extension_library):
     module = impl_for(EXERCISE)
     return SimpleNamespace(rasterize=functools.partial(module.rasterize, library_path=str(extension_library("splat"))),
-                           rasterize_dense=module.rasterize_dense, project=module.project, render=module.render)
+                           rasterize_dense=module.rasterize_dense, project=module.project, render=module.render,
+                           Camera=module.Camera)
 
 
 def gaussians_for(case, dtype, seed, device="cpu"):
@@ -100,21 +101,43 @@ def check_one_gaussian_by_hand(splat):
         assert not rasterizer(*one_gaussian(8.5, 8.5, 0.9, [1.0], radius=0), 20, 40, 0.0).any(), "radius 0 is culled"
 
 
-def stack_of_four(colours, opacity=0.95, dtype=torch.float64):
-    """Four gaussians on one spot, front to back."""
-    return [torch.full((4, 2), 4.5, dtype=dtype), torch.tensor([[0.5, 0.0, 0.5]] * 4, dtype=dtype),
-            torch.tensor(colours, dtype=dtype), torch.full((4,), opacity, dtype=dtype),
-            torch.full((4,), 4, dtype=torch.int32)]
+def check_tiles_by_hand(splat):
+    """A gaussian belongs to the tiles its square overlaps: x + r >= 16 tx and x - r < 16 (tx + 1) (the same in y).
+    A wide falloff in the middle tile of three shows in no other; a square that ends exactly on a tile's near edge
+    is in it, one that starts exactly on its far edge is not; radius 1 is drawn, 0 and -1 are culled."""
+    for rasterizer in (splat.rasterize, splat.rasterize_dense):
+        image = rasterizer(*one_gaussian(24.5, 8.5, 0.9, [1.0], radius=3, conic=(0.01, 0.0, 0.01)), 20, 48, 0.0)
+        assert float(image[0, 8, 24]) > 0.5
+        assert not image[:, :, :16].any() and not image[:, :, 32:].any() and not image[:, 16:].any(), \
+            "a gaussian was drawn in a tile its square does not reach"
+        # along x, then along y: a square from 8 to 16 (radius 4) touches tile 1; one from 16 to 24 misses tile 0
+        for ending, starting, near, far in (((12.0, 8.0), (20.0, 8.0), (8, 16), (8, 15)),
+                                            ((8.0, 12.0), (8.0, 20.0), (16, 8), (15, 8))):
+            image = rasterizer(*one_gaussian(*ending, 0.9, [1.0]), 32, 32, 0.0)
+            assert float(image[(0, *near)]) > 0, "a square ending on a tile's edge is in that tile"
+            image = rasterizer(*one_gaussian(*starting, 0.9, [1.0]), 32, 32, 0.0)
+            assert float(image[(0, *far)]) == 0, "a square starting on a tile's far edge is not in it"
+        for radius in (1, 0, -1):
+            image = rasterizer(*one_gaussian(4.5, 4.5, 0.9, [1.0], radius=radius), 9, 9, 0.0)
+            assert bool(image.any()) == (radius > 0), f"radius {radius}"
+
+
+def stack(colours, opacities):
+    """Gaussians on one pixel's centre (4.5, 4.5), front to back: their alpha there is their opacity, exactly."""
+    n = len(colours)
+    return [torch.full((n, 2), 4.5, dtype=torch.float64), torch.tensor([[0.5, 0.0, 0.5]] * n, dtype=torch.float64),
+            torch.tensor(colours, dtype=torch.float64), torch.tensor(opacities, dtype=torch.float64),
+            torch.full((n,), 4, dtype=torch.int32)]
 
 
 def check_blending_by_hand(splat):
     """Front to back: weights alpha T = .95, .0475, .002375; the fourth would take T from 1.25e-4 below 1e-4, so it
     and the rest are left out (its colour has no effect and no gradient); order matters; opacity 1 is capped at
-    .99; a gaussian fainter than 1/255 is skipped."""
+    .99; a gaussian fainter than 1/255 is skipped, one of 1/255 drawn; the one that leaves exactly 1e-4 drawn."""
     colours = [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [7.0, 7.0]]
     weights = torch.tensor([0.95, 0.0475, 0.002375, 0.0], dtype=torch.float64)
     for rasterizer in (splat.rasterize, splat.rasterize_dense):
-        gaussians = stack_of_four(colours)
+        gaussians = stack(colours, [0.95] * 4)
         gaussians[2].requires_grad_()
         image = rasterizer(*gaussians, 9, 9, 0.2)
         expected = weights @ torch.tensor(colours, dtype=torch.float64) + 1.25e-4 * 0.2
@@ -122,12 +145,18 @@ def check_blending_by_hand(splat):
         grad, = torch.autograd.grad(image[0, 4, 4], gaussians[2])
         torch.testing.assert_close(grad[:, 0], weights, rtol=1e-12, atol=0)
         assert not grad[:, 1].any()
-        swapped = rasterizer(*stack_of_four([colours[1], colours[0], *colours[2:]]), 9, 9, 0.2)
+        swapped = rasterizer(*stack([colours[1], colours[0], *colours[2:]], [0.95] * 4), 9, 9, 0.2)
         torch.testing.assert_close(swapped[:, 4, 4], expected.flip(0), rtol=1e-12, atol=0)
         capped = rasterizer(*one_gaussian(4.5, 4.5, 1.0, [1.0]), 9, 9, 0.0)
         torch.testing.assert_close(capped[0, 4, 4], torch.tensor(0.99, dtype=torch.float64), rtol=1e-12, atol=0)
         faint = rasterizer(*one_gaussian(4.5, 4.5, 1 / 300, [1.0]), 9, 9, 0.5)
         assert torch.equal(faint, torch.full_like(faint, 0.5)), "a gaussian fainter than 1/255 was drawn"
+        assert float(rasterizer(*one_gaussian(4.5, 4.5, 1 / 255, [1.0]), 9, 9, 0.0)[0, 4, 4]) == 1 / 255, \
+            "a gaussian of alpha 1/255 exactly is drawn"
+        # the light left after the third is 1e-4 exactly (in float64): not below the bar, so the third is drawn
+        last = rasterizer(*stack([[0.0], [0.0], [1.0]], [0.98, 0.99, 0.5000000000000009]), 9, 9, 0.0)[0, 4, 4]
+        torch.testing.assert_close(last, torch.tensor(0.5000000000000009 * 0.02 * 0.01, dtype=torch.float64),
+                                   rtol=1e-12, atol=0)
 
 
 def check_gradients(splat):
@@ -170,13 +199,13 @@ def random_scene(n, dtype, seed):
             torch.rand(n, 3, generator=g, dtype=dtype), torch.rand(n, generator=g, dtype=dtype) * 0.9 + 0.05)
 
 
-def turned_camera(dtype=torch.float64):
-    """A 34 x 27 camera turned about its y and z axes and moved; focal 30."""
+def turned_camera(camera_class, dtype=torch.float64):
+    """A 35 x 27 camera (odd sizes: its centre falls between pixels) turned about its y and z axes and moved."""
     angle_y, angle_z = torch.tensor(0.3, dtype=dtype), torch.tensor(-0.5, dtype=dtype)
     turn_y = torch.tensor([[angle_y.cos(), 0, angle_y.sin()], [0, 1, 0], [-angle_y.sin(), 0, angle_y.cos()]])
     turn_z = torch.tensor([[angle_z.cos(), -angle_z.sin(), 0], [angle_z.sin(), angle_z.cos(), 0], [0, 0, 1]])
-    return reference.Camera(width=34, height=27, focal=30.0, rotation=(turn_y @ turn_z).to(dtype),
-                            translation=torch.tensor([0.2, -0.1, 0.4], dtype=dtype))
+    return camera_class(width=35, height=27, focal=30.0, rotation=(turn_y @ turn_z).to(dtype),
+                        translation=torch.tensor([0.2, -0.1, 0.4], dtype=dtype))
 
 
 def check_projection(splat):
@@ -185,8 +214,8 @@ def check_projection(splat):
     + 0.3 in every direction, radius ceil(3 sqrt(variance)); and one turned 90 degrees about the axis, its long
     axis now along y."""
     means, log_scales, quats, _, _ = random_scene(30, torch.float64, 3)
-    found = splat.project(means, log_scales, quats, turned_camera())
-    expected = reference.project(means, log_scales, quats, turned_camera())
+    found = splat.project(means, log_scales, quats, turned_camera(splat.Camera))
+    expected = reference.project(means, log_scales, quats, turned_camera(reference.Camera))
     for ours, plain in zip(found, expected):
         assert ours.dtype == plain.dtype and ours.shape == plain.shape
         if plain.dtype == torch.int32:
@@ -194,7 +223,11 @@ def check_projection(splat):
         else:
             torch.testing.assert_close(ours[1:], plain[1:], rtol=1e-10, atol=0)  # the culled one's are any value
     assert int(found[3][0]) == 0, "a gaussian behind the camera was not culled"
-    camera = reference.Camera(width=40, height=30, focal=50.0)
+    near = torch.tensor([[0.0, 0.0, 0.2], [0.0, 0.0, 0.2001]], dtype=torch.float64)  # on the near plane; beyond it
+    radii = splat.project(near, torch.full((2, 3), -3.0, dtype=torch.float64), torch.eye(2, 4, dtype=torch.float64),
+                          splat.Camera(width=8, height=8, focal=8.0))[3]
+    assert int(radii[0]) == 0 and int(radii[1]) > 0, "only gaussians beyond the near plane (0.2) are drawn"
+    camera = splat.Camera(width=40, height=30, focal=50.0)  # at the origin, looking down z
     means2d, conics, depths, radii = splat.project(torch.tensor([[0.0, 0.0, 4.0]], dtype=torch.float64),
                                                    torch.full((1, 3), -1.5, dtype=torch.float64),
                                                    torch.tensor([[0.3, -0.2, 0.7, 0.1]], dtype=torch.float64), camera)
@@ -223,8 +256,8 @@ def check_render(splat):
     image and the gradients of all five parameters; the gaussians' order in the input does not matter (the depth
     sort decides)."""
     scene = random_scene(40, torch.float64, 7)
-    camera = turned_camera()
-    expected = render_grads(reference.render, reference.rasterize_dense, scene, camera)
+    camera = turned_camera(splat.Camera)
+    expected = render_grads(reference.render, reference.rasterize_dense, scene, turned_camera(reference.Camera))
     for rasterizer in (splat.rasterize, splat.rasterize_dense):
         for ours, plain in zip(render_grads(splat.render, rasterizer, scene, camera), expected):
             assert_matches(ours, plain, GRAD_TOLERANCE[torch.float64], gradient=True)
@@ -234,8 +267,8 @@ def check_render(splat):
 
 def check_default_rasterizer_is_plain(splat):
     scene = random_scene(12, torch.float64, 9)
-    assert_matches(splat.render(*scene, turned_camera()), reference.render(*scene, turned_camera()),
-                   TOLERANCE[torch.float64])
+    expected = reference.render(*scene, turned_camera(reference.Camera))
+    assert_matches(splat.render(*scene, turned_camera(splat.Camera)), expected, TOLERANCE[torch.float64])
 
 
 def check_strides(splat):
@@ -287,7 +320,8 @@ def check_errors_name_the_problem(splat):
           12, "white")
 
 
-CHECKS = [check_forward, check_default_background_is_black, check_one_gaussian_by_hand, check_blending_by_hand,
+CHECKS = [check_forward, check_default_background_is_black, check_one_gaussian_by_hand, check_tiles_by_hand,
+          check_blending_by_hand,
           check_gradients, check_gradcheck, check_projection, check_render, check_default_rasterizer_is_plain,
           check_strides, check_errors_name_the_problem]
 
@@ -443,7 +477,7 @@ def broken(bug, library_path):
                           camera.height, camera.width, background)
 
     return SimpleNamespace(rasterize=functools.partial(rasterize, library_path=library_path), rasterize_dense=dense,
-                           project=project, render=render)
+                           project=project, render=render, Camera=reference.Camera)
 
 
 BUGS = ["background_ignored", "float64_through_float32", "grad_mean_x_y_swapped", "no_grad_conics",

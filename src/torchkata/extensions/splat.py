@@ -7,7 +7,7 @@ the oracle for the kernel's image and gradients, and the baseline it is timed ag
 
 The rules both rasterizers follow (csrc/splat/splat.h), for a pixel of centre p and gaussian i (in depth order):
     alpha_i = min(0.99, opacity_i exp(-(p - mean_i)^T conic_i (p - mean_i) / 2)), skipped below 1/255 and outside
-              the tiles its square (mean_i +- radius_i) overlaps (radius 0: culled);
+              the tiles its square (mean_i +- radius_i) overlaps (radius <= 0: culled);
     colour  = sum_i colour_i alpha_i T_i + T_end background,  T_i = prod_{j < i} (1 - alpha_j),
               stopping before the gaussian that would take T below 1e-4.
 """
@@ -64,7 +64,7 @@ def rasterize(means2d: Tensor, conics: Tensor, colours: Tensor, opacities: Tenso
               width: int, background: float = 0.0, library_path: str | None = None) -> Tensor:
     """The image [C, H, W] of 2-D gaussians sorted front to back: means2d [N, 2] (x, y in pixels; pixel (i, j) has
     its centre at (j + 0.5, i + 0.5)), conics [N, 3] (a, b, c of the inverse covariance [[a, b], [b, c]]), colours
-    [N, C] (1 <= C <= 4), opacities [N], radii [N] int32 (0: culled); one floating dtype and device. Differentiable
+    [N, C] (1 <= C <= 4), opacities [N], radii [N] int32 (<= 0: culled); one floating dtype and device. Differentiable
     in means2d, conics, colours and opacities, by the kernel's backward.
 
     Raises TypeError for an operand of the wrong type; the C++ side raises RuntimeError naming the op and the operand
