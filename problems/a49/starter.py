@@ -61,7 +61,7 @@ def project(means3d: Tensor, log_scales: Tensor, quats: Tensor, camera: Camera) 
 
 
 def render(means3d: Tensor, log_scales: Tensor, quats: Tensor, colours: Tensor, opacities: Tensor, camera: Camera,
-           rasterizer: Callable[..., Tensor] = rasterize_dense, background: float = 0.0) -> Tensor:
+           rasterizer: Callable[..., Tensor], background: float = 0.0) -> Tensor:
     """The image [C, H, W] of 3-D gaussians (see `project`; colours [N, C], opacities [N] in [0, 1]) by `camera`:
     projected, sorted front to back (ties keep their order) and rasterized by `rasterizer` (`rasterize_dense`, or
     `rasterize` with its library_path bound)."""
