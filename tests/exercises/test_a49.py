@@ -334,7 +334,8 @@ def test_backward_op_errors_name_the_problem(extension_library):
     (means2d, conics, colours, opacities, radii), _ = gaussians_for((10, 12, 5, 3), torch.float32, 43)
     image, contributors = ops.splat_rasterize(means2d, conics, colours, opacities, radii, 10, 12, 0.0)
     gaussians = (means2d, conics, colours, opacities, radii)
-    with pytest.raises(RuntimeError, match=r"splat_rasterize_backward: image must be \[C, H, W\], got shape \[10, 12\]"):
+    with pytest.raises(RuntimeError,
+                       match=r"splat_rasterize_backward: image must be \[C, H, W\], got shape \[10, 12\]"):
         ops.splat_rasterize_backward(image[0], image[0], contributors, *gaussians)
     with pytest.raises(RuntimeError, match="splat_rasterize_backward: grad_image and image must have one shape"):
         ops.splat_rasterize_backward(image[:, 1:], image, contributors, *gaussians)
@@ -475,8 +476,8 @@ def broken(bug, library_path):
 
 BUGS = ["background_ignored", "float64_through_float32", "grad_mean_x_y_swapped", "no_grad_conics",
         "grad_conic_b_halved", "dense_pixel_corners_not_centres", "dense_no_tiles", "dense_caps_opacity_not_alpha",
-        "dense_no_early_stop", "dense_no_faint_skip", "dense_back_to_front", "projection_without_dilation", "camera_rotation_transposed", "scales_not_exponentiated",
-        "render_back_to_front", "render_unsorted"]
+        "dense_no_early_stop", "dense_no_faint_skip", "dense_back_to_front", "projection_without_dilation",
+        "camera_rotation_transposed", "scales_not_exponentiated", "render_back_to_front", "render_unsorted"]
 
 
 @pytest.mark.suite_check

@@ -120,7 +120,7 @@ def rotation_matrices(quats: Tensor) -> Tensor:
     return identity + 2 * (w[:, :, None] * cross + cross @ cross)
 
 
-def project(means3d: Tensor, log_scales: Tensor, quats: Tensor, camera: Camera) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def project(means3d: Tensor, log_scales: Tensor, quats: Tensor, camera: "Camera") -> tuple[Tensor, ...]:
     """EWA splatting: 3-D gaussians (means [N, 3], log standard deviations along their axes [N, 3], rotations as
     quaternions [N, 4]) seen by `camera` -> (means2d [N, 2], conics [N, 3], depths [N], radii [N] int32). The 2-D
     covariance is J W Sigma W^T J^T + 0.3 I, with J the Jacobian of the perspective division at the mean and W the
@@ -144,7 +144,7 @@ def project(means3d: Tensor, log_scales: Tensor, quats: Tensor, camera: Camera) 
     return means2d, conics, depth, radii
 
 
-def render(means3d: Tensor, log_scales: Tensor, quats: Tensor, colours: Tensor, opacities: Tensor, camera: Camera,
+def render(means3d: Tensor, log_scales: Tensor, quats: Tensor, colours: Tensor, opacities: Tensor, camera: "Camera",
            rasterizer: Callable[..., Tensor], background: float = 0.0) -> Tensor:
     """The image [C, H, W] of 3-D gaussians (see `project`; colours [N, C], opacities [N] in [0, 1]) by `camera`:
     projected, sorted front to back (ties keep their order) and rasterized by `rasterizer` (`rasterize_dense`, or
