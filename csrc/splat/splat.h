@@ -1,16 +1,12 @@
 // a49: what both halves of the Gaussian-splatting rasterizer share, so that the CPU twin (splat.cpp) and the CUDA
-// kernels (splat_cuda.cu) bin into the same tiles and blend with the same rules. Plain C++ (and __host__ __device__
-// under nvcc): included by the .cpp and the .cu file.
+// kernels (splat_cuda.cu) bin into the same tiles and blend with the same rules. Plain C++ (host_device.h): included
+// by the .cpp and the .cu file.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define SPLAT_FN __host__ __device__ __forceinline__
-#else
-#define SPLAT_FN inline
-#endif
+#include "../common/host_device.h"
 
 namespace splat {
 
@@ -44,7 +40,7 @@ struct Grads {
 // Binning: does gaussian i's square (mean +- radius) overlap tile (tx, ty)? The whole 16 x 16 tile counts, also
 // where it sticks out of the image, so the answer does not depend on the image's size.
 template <typename T>
-SPLAT_FN bool touches_tile(const Gaussians<T>& g, int64_t i, int tx, int ty) {
+TORCHKATA_HOST_DEVICE bool touches_tile(const Gaussians<T>& g, int64_t i, int tx, int ty) {
   const T x = g.means[2 * i], y = g.means[2 * i + 1];
   const int r = g.radii[i];
   return r > 0 && x + r >= tx * kTile && x - r < (tx + 1) * kTile && y + r >= ty * kTile && y - r < (ty + 1) * kTile;
@@ -52,7 +48,7 @@ SPLAT_FN bool touches_tile(const Gaussians<T>& g, int64_t i, int tx, int ty) {
 
 // exp(-d^T conic d / 2) for d = (dx, dy), the pixel centre minus the mean: the gaussian's falloff, 1 at its mean
 template <typename T>
-SPLAT_FN T falloff(const T* conic, T dx, T dy) {
+TORCHKATA_HOST_DEVICE T falloff(const T* conic, T dx, T dy) {
 #ifndef __CUDA_ARCH__
   using std::exp;  // the host's float and double overloads; device code has CUDA's
 #endif
