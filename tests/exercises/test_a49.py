@@ -70,10 +70,14 @@ def check_forward(splat):
 
 
 def check_default_background_is_black(splat):
+    """Both rasterizers and render, called without a background."""
     gaussians, _ = gaussians_for((19, 21, 12, 3), torch.float64, 5)
     expected = reference.rasterize_dense(*gaussians, 19, 21, 0.0)
     for rasterizer in (splat.rasterize, splat.rasterize_dense):
         assert_matches(rasterizer(*gaussians, 19, 21), expected, TOLERANCE[torch.float64])
+    scene, camera = random_scene(20, torch.float64, 3), turned_camera(splat.Camera)
+    expected = reference.render(*scene, turned_camera(reference.Camera), reference.rasterize_dense, 0.0)
+    assert_matches(splat.render(*scene, camera, splat.rasterize), expected, TOLERANCE[torch.float64])
 
 
 def one_gaussian(x, y, opacity, colour, radius=4, conic=(0.5, 0.0, 0.5), dtype=torch.float64):
