@@ -1,0 +1,142 @@
+"""a50: the Python side of the torchkata-ops package (ReLU, grid_sample and kNN kernels as autograd Functions),
+graded by the package's own checks (packages/torchkata_ops/tests), run here on the project's builds of the same
+kernels; broken Functions that must fail them; and the package's build reading its sources from the catalog. The
+wheel itself is built, installed into a fresh virtual environment and tested there by the experiment."""
+import importlib.util
+
+import pytest
+import torch
+
+from grading import failing_checks
+from torchkata.pipeline import extensions
+from torchkata.pipeline.catalog import ROOT, load_catalog
+
+EXERCISE = "a50"
+PACKAGE = ROOT / "packages" / "torchkata_ops"
+
+
+def load_file(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+package_tests = load_file("torchkata_ops_tests", PACKAGE / "tests" / "test_torchkata_ops.py")
+CHECKS = package_tests.CHECKS
+
+
+@pytest.fixture(scope="module")
+def ops(impl_for, extension_library):
+    """The module under test, its operators registered by the project's libraries (built once if no rule has)."""
+    for name in load_catalog().get(EXERCISE).extensions:
+        extensions.load(name, extension_library(name))
+    return impl_for(EXERCISE)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_package_checks(ops, check):
+    check(ops)
+
+
+def test_the_package_builds_the_catalogs_sources():
+    """setup.py compiles what catalog.yaml's entries of the exercise's extensions list, the sources the project's own
+    builds read, and rebuilds on an edit to a header they list; the CUDA sources where this machine builds them."""
+    setup = load_file("torchkata_ops_setup", PACKAGE / "setup.py")
+    catalog = load_catalog()
+    assert set(setup.OPS) == set(catalog.get(EXERCISE).extensions)
+    entries = [catalog.extensions[op] for op in setup.OPS]
+    cuda = extensions.with_cuda()
+    library = setup.op_library()
+    assert library.sources == [str(ROOT / s) for e in entries
+                               for s in (*e["sources"], *(e.get("cuda_sources", []) if cuda else []))]
+    assert sorted(library.depends) == sorted({str(ROOT / h) for e in entries for h in e.get("headers", [])})
+    assert ("-DWITH_CUDA" in library.extra_compile_args["cxx"]) == cuda
+
+
+class Broken:
+    """The reference's functions, with one of its Functions swapped for a broken one."""
+
+    def __init__(self, bug):
+        from torchkata.extensions import ops_package as reference
+
+        self.reference, self.bug = reference, bug
+        self.operator, self.has_cuda = reference.operator, reference.has_cuda
+
+    def relu(self, x):
+        op = self.reference.operator
+
+        class PassesEverything(self.reference.ReLU):
+            @staticmethod
+            def backward(ctx, grad_y):
+                return grad_y  # the gradient of the identity: flows where x <= 0 too
+
+        class NotOnceDifferentiable(self.reference.ReLU):
+            @staticmethod
+            def backward(ctx, grad_y):  # a second derivative runs the kernel on a graph it cannot record
+                return op("relu_backward")(grad_y, ctx.saved_tensors[0])
+
+        functions = {"relu_backward_passes_everything": PassesEverything,
+                     "relu_not_once_differentiable": NotOnceDifferentiable}
+        return functions.get(self.bug, self.reference.ReLU).apply(x)
+
+    def grid_sample(self, input, grid, align_corners=False):
+        bug, reference = self.bug, self.reference
+        if bug == "grid_sample_default_align_corners_true" and align_corners is False:
+            align_corners = True
+
+        class Wrong(reference.GridSample):
+            @staticmethod
+            def backward(ctx, grad_output):
+                input, grid = ctx.saved_tensors
+                flipped = bug == "grid_sample_backward_flips_align_corners"
+                grad_input, grad_grid = reference.operator("grid_sample_backward")(
+                    grad_output, input, grid, ctx.align_corners != flipped)
+                return grad_input, None if bug == "grid_sample_no_grad_grid" else grad_grid, None
+
+        return Wrong.apply(input, grid, align_corners)
+
+    def knn(self, query, reference, k):
+        bug = self.bug
+        if bug == "knn_float64_through_float32" and query.dtype == torch.float64:
+            distances, indices = self.reference.knn(query.float(), reference.float(), k)
+            return distances.double(), indices
+
+        class Wrong(self.reference.KNN):
+            @staticmethod
+            def backward(ctx, grad_distances, _grad_indices):
+                query, reference, indices = ctx.saved_tensors
+                scale = 1 if bug == "knn_gradient_without_2" else 2
+                pulls = scale * grad_distances[..., None] * (query[:, None, :] - reference[indices])
+                grad_reference = torch.zeros_like(reference)
+                if bug == "knn_reference_gradient_assigned":  # a point chosen twice keeps one pull
+                    grad_reference[indices.flatten()] = -pulls.flatten(0, 1)
+                else:
+                    sign = 1 if bug == "knn_reference_gradient_sign" else -1
+                    grad_reference.index_add_(0, indices.flatten(), pulls.flatten(0, 1), alpha=sign)
+                return pulls.sum(1), grad_reference, None
+
+        return Wrong.apply(query, reference, k)
+
+
+BUGS = ["relu_backward_passes_everything", "relu_not_once_differentiable", "grid_sample_default_align_corners_true",
+        "grid_sample_backward_flips_align_corners", "grid_sample_no_grad_grid", "knn_float64_through_float32",
+        "knn_gradient_without_2", "knn_reference_gradient_assigned", "knn_reference_gradient_sign"]
+
+
+@pytest.mark.suite_check
+@pytest.mark.parametrize("bug", BUGS)
+def test_broken_functions_are_rejected(ops, bug):
+    assert failing_checks(CHECKS, Broken(bug))
+
+
+@pytest.mark.suite_check
+def test_all_zero_answers_are_rejected(ops):
+    """The tolerances are relative to the largest |torch| answer: ops that write zeros must not pass."""
+    from torchkata.extensions import ops_package as reference
+
+    zeros = Broken("none")
+    zeros.grid_sample = lambda input, grid, align_corners=False: input.new_zeros(
+        input.shape[0], input.shape[1], grid.shape[1], grid.shape[2])
+    zeros.knn = lambda query, ref, k: (query.new_zeros(query.shape[0], k), reference.knn(query, ref, k)[1])
+    assert {"check_grid_sample", "check_knn"} <= set(failing_checks(CHECKS, zeros))
