@@ -55,7 +55,9 @@ def op_library():
 
     entries = yaml.safe_load((ROOT / "catalog.yaml").read_text(encoding="utf-8"))["extensions"]
     cuda = torch.version.cuda is not None and torch.cuda.is_available()
-    sources = [s for op in OPS for s in (*entries[op]["sources"], *(entries[op].get("cuda_sources", []) if cuda else []))]
+    sources = [s for op in OPS for s in entries[op]["sources"]]
+    if cuda:
+        sources += [s for op in OPS for s in entries[op].get("cuda_sources", [])]
     headers = sorted({h for op in OPS for h in entries[op].get("headers", [])})
     make = CUDAExtension if cuda else CppExtension
     # absolute paths: setuptools puts each object under its build folder at the source's path

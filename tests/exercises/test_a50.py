@@ -3,6 +3,7 @@ graded by the package's own checks (packages/torchkata_ops/tests), run here on t
 kernels; broken Functions that must fail them; and the package's build reading its sources from the catalog. The
 wheel itself is built, installed into a fresh virtual environment and tested there by the experiment."""
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,10 +49,24 @@ def test_the_package_builds_the_catalogs_sources():
     entries = [catalog.extensions[op] for op in setup.OPS]
     cuda = extensions.with_cuda()
     library = setup.op_library()
-    assert library.sources == [str(ROOT / s) for e in entries
-                               for s in (*e["sources"], *(e.get("cuda_sources", []) if cuda else []))]
+    assert sorted(library.sources) == sorted(str(ROOT / s) for e in entries
+                                             for s in (*e["sources"], *(e.get("cuda_sources", []) if cuda else [])))
     assert sorted(library.depends) == sorted({str(ROOT / h) for e in entries for h in e.get("headers", [])})
     assert ("-DWITH_CUDA" in library.extra_compile_args["cxx"]) == cuda
+
+
+def test_the_installed_module_loads_the_libraries_beside_it(impl_for, tmp_path, monkeypatch):
+    """Installed as torchkata_ops/__init__.py, the module loads every lib/*.so beside it with torch.ops.load_library
+    (empty stand-ins here: the calls are recorded, not made)."""
+    package = tmp_path / "torchkata_ops"
+    (package / "lib").mkdir(parents=True)
+    for name in ("relu.so", "knn.so"):
+        (package / "lib" / name).touch()
+    (package / "__init__.py").write_text(Path(impl_for(EXERCISE).__file__).read_text())
+    loaded = []
+    monkeypatch.setattr(torch.ops, "load_library", loaded.append)
+    load_file("torchkata_ops_installed", package / "__init__.py")
+    assert [str(path) for path in loaded] == [str(package / "lib" / "knn.so"), str(package / "lib" / "relu.so")]
 
 
 class Broken:

@@ -56,7 +56,8 @@ def assert_same_bits(ours, expected):
     assert ours.shape == expected.shape and ours.dtype == expected.dtype and ours.device == expected.device
     assert torch.equal(ours.isnan(), expected.isnan())
     finite = ~expected.isnan()
-    assert torch.equal(ours[finite], expected[finite]) and torch.equal(ours[finite].signbit(), expected[finite].signbit())
+    assert torch.equal(ours[finite], expected[finite])
+    assert torch.equal(ours[finite].signbit(), expected[finite].signbit()), "the sign of zero differs"
 
 
 def check_relu(ops):
@@ -177,7 +178,8 @@ def check_knn_gradcheck(ops):
     g = seeded(13)
     query = torch.randn(6, 3, generator=g, dtype=torch.float64)
     reference = torch.randn(5, 3, generator=g, dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda q, r: ops.knn(q, r, 3)[0], (query.requires_grad_(), reference.requires_grad_()))
+    assert torch.autograd.gradcheck(lambda q, r: ops.knn(q, r, 3)[0],
+                                    (query.requires_grad_(), reference.requires_grad_()))
 
 
 # -- the three together
@@ -230,9 +232,9 @@ def check_errors_name_the_problem(ops):
         ops.knn(query, reference[:, :2], 1)
 
 
-CHECKS = [check_relu, check_relu_strides, check_relu_gradcheck, check_grid_sample, check_grid_sample_default_and_strides,
-          check_grid_sample_gradcheck, check_knn, check_knn_ties_and_strides, check_knn_gradcheck,
-          check_second_derivative_raises, check_raw_operators, check_errors_name_the_problem]
+CHECKS = [check_relu, check_relu_strides, check_relu_gradcheck, check_grid_sample,
+          check_grid_sample_default_and_strides, check_grid_sample_gradcheck, check_knn, check_knn_ties_and_strides,
+          check_knn_gradcheck, check_second_derivative_raises, check_raw_operators, check_errors_name_the_problem]
 
 
 # -- the installed package

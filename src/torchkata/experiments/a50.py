@@ -48,7 +48,7 @@ KNN_K = 4
 
 
 def run(ctx: RunContext) -> None:
-    for name in ctx.exercise.extensions:  # the project's builds: packaged at smoke, and the answer the installed package must match
+    for name in ctx.exercise.extensions:  # the project's builds: packaged at smoke, the bits to match at every scale
         extensions.load(name, ctx.input(name))
     steps = {}
     with tempfile.TemporaryDirectory(prefix="a50-") as tmp:
@@ -57,19 +57,20 @@ def run(ctx: RunContext) -> None:
         python = timed(steps, "venv_s", fresh_environment, work / "venv", work / "borrowed")
         timed(steps, "install_s", install, python, wheel, ctx.threads)
         inputs = evaluation_inputs(ctx.generator)
-        installed = timed(steps, "test_s", test_installed, python, work, inputs, ctx.threads)
+        installed = timed(steps, "test_s", in_environment, python, work, inputs, ctx.threads)
         with zipfile.ZipFile(wheel) as archive:
             wheel_files = sorted(archive.namelist())
     devices(ctx, installed["has_cuda"])  # records the CUDA half: the package's tests ran on CUDA tensors where it did
+    results = installed["results"]
     ours = evaluate(ctx.impl, inputs)  # the same module on the project's builds of the same sources
     native = evaluate(NATIVE, inputs)
     ctx.metrics.update(
         tests_passed=len(installed["passed"]), tests=installed["passed"],
         compiled=ctx.params["compile"], wheel=wheel.name, wheel_files=wheel_files,
         torchkata_importable_in_environment=installed["torchkata_importable"], package_file=installed["package_file"],
-        max_abs_difference_to_project_build=max(float((installed["results"][k] - ours[k]).abs().max()) for k in ours),
-        knn_indices_differing_from_torch=int((installed["results"]["knn_indices"] != native["knn_indices"]).sum()),
-        max_rel_error={k: relative_error(installed["results"][k], native[k])[0] for k in native if k != "knn_indices"})
+        max_abs_difference_to_project_build=max(float((results[k] - ours[k]).abs().max()) for k in ours),
+        knn_indices_differing_from_torch=int((results["knn_indices"] != native["knn_indices"]).sum()),
+        max_rel_error={k: relative_error(results[k], native[k])[0] for k in native if k != "knn_indices"})
     ctx.bench.update(steps=steps, speed=speed(ctx))
     ctx.bench["ratio"] = ctx.bench["speed"]["relu"]["ratio"]  # package relu forward + backward / torch.relu's
 
@@ -102,7 +103,8 @@ def build_wheel(ctx: RunContext, work: Path) -> Path:
     env = os.environ | {"TORCHKATA_OPS_MODULE": ctx.impl.__file__, "TORCHKATA_OPS_BUILD": str(work / "build"),
                         "MAX_JOBS": str(ctx.threads)}  # ninja's parallel compiles: the run's threads
     if not ctx.params["compile"]:
-        env["TORCHKATA_OPS_LIBRARIES"] = os.pathsep.join(str(ctx.input(name).resolve()) for name in ctx.exercise.extensions)
+        built = (ctx.input(name).resolve() for name in ctx.exercise.extensions)  # pip builds in the package's folder
+        env["TORCHKATA_OPS_LIBRARIES"] = os.pathsep.join(map(str, built))
     checked([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index",
              "--no-cache-dir", "--disable-pip-version-check", "--wheel-dir", work / "dist", PACKAGE],
             "pip wheel", env=env)
@@ -206,7 +208,7 @@ torch.save({"results": evaluate(torchkata_ops, torch.load(work / "inputs.pt")), 
 """
 
 
-def test_installed(python: Path, work: Path, inputs: dict, threads: int) -> dict:
+def in_environment(python: Path, work: Path, inputs: dict, threads: int) -> dict:
     """In the environment, from a folder outside the checkout, in one process (torch is imported once): the package's
     tests, which must all pass, then `evaluate` on the installed package. Returns the names of the tests that passed
     (not skipped), evaluate's results, whether the library has its CUDA kernels, whether torchkata can be imported
