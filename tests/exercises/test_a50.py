@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.autograd.function import once_differentiable
 
 from grading import failing_checks
 from torchkata.pipeline import extensions
@@ -69,89 +70,89 @@ def test_the_installed_module_loads_the_libraries_beside_it(impl_for, tmp_path, 
     assert [str(path) for path in loaded] == [str(package / "lib" / "knn.so"), str(package / "lib" / "relu.so")]
 
 
-class Broken:
-    """The reference's functions, with one of its Functions swapped for a broken one."""
+def broken(bug):
+    """A fresh copy of the reference module with one deliberate mistake: a Function swapped for a broken subclass, or
+    a public function wrapped. Its checks of the arguments stay, so only the mistake can fail a check."""
+    from torchkata.extensions import ops_package
 
-    def __init__(self, bug):
-        from torchkata.extensions import ops_package as reference
+    module = load_file(f"broken_{bug}", ops_package.__file__)
+    operator = module.operator
 
-        self.reference, self.bug = reference, bug
-        self.operator, self.has_cuda = reference.operator, reference.has_cuda
-
-    def relu(self, x):
-        op = self.reference.operator
-
-        class PassesEverything(self.reference.ReLU):
+    if bug == "relu_backward_passes_everything":
+        class ReLU(module.ReLU):
             @staticmethod
+            @once_differentiable
             def backward(ctx, grad_y):
-                return grad_y  # the gradient of the identity: flows where x <= 0 too
-
-        class NotOnceDifferentiable(self.reference.ReLU):
+                return grad_y  # the identity's gradient: flows where x <= 0 too
+        module.ReLU = ReLU
+    if bug == "relu_not_once_differentiable":
+        class ReLU(module.ReLU):
             @staticmethod
             def backward(ctx, grad_y):  # a second derivative runs the kernel on a graph it cannot record
-                return op("relu_backward")(grad_y, ctx.saved_tensors[0])
-
-        functions = {"relu_backward_passes_everything": PassesEverything,
-                     "relu_not_once_differentiable": NotOnceDifferentiable}
-        return functions.get(self.bug, self.reference.ReLU).apply(x)
-
-    def grid_sample(self, input, grid, align_corners=False):
-        bug, reference = self.bug, self.reference
-        if bug == "grid_sample_default_align_corners_true" and align_corners is False:
-            align_corners = True
-
-        class Wrong(reference.GridSample):
+                return operator("relu_backward")(grad_y, ctx.saved_tensors[0])
+        module.ReLU = ReLU
+    if bug == "grid_sample_default_align_corners_true":
+        grid_sample = module.grid_sample
+        module.grid_sample = lambda input, grid, align_corners=True: grid_sample(input, grid, align_corners)
+    if bug in ("grid_sample_backward_flips_align_corners", "grid_sample_no_grad_grid"):
+        class GridSample(module.GridSample):
             @staticmethod
+            @once_differentiable
             def backward(ctx, grad_output):
                 input, grid = ctx.saved_tensors
                 flipped = bug == "grid_sample_backward_flips_align_corners"
-                grad_input, grad_grid = reference.operator("grid_sample_backward")(
-                    grad_output, input, grid, ctx.align_corners != flipped)
+                grad_input, grad_grid = operator("grid_sample_backward")(grad_output, input, grid,
+                                                                         ctx.align_corners != flipped)
                 return grad_input, None if bug == "grid_sample_no_grad_grid" else grad_grid, None
+        module.GridSample = GridSample
+    if bug == "knn_float64_through_float32":
+        knn = module.knn
 
-        return Wrong.apply(input, grid, align_corners)
-
-    def knn(self, query, reference, k):
-        bug = self.bug
-        if bug == "knn_float64_through_float32" and query.dtype == torch.float64:
-            distances, indices = self.reference.knn(query.float(), reference.float(), k)
+        def through_float32(query, reference, k):
+            if query.dtype != torch.float64:
+                return knn(query, reference, k)
+            distances, indices = knn(query.float(), reference.float(), k)
             return distances.double(), indices
-
-        class Wrong(self.reference.KNN):
+        module.knn = through_float32
+    if bug.startswith("knn_") and bug != "knn_float64_through_float32":
+        class KNN(module.KNN):
             @staticmethod
+            @once_differentiable
             def backward(ctx, grad_distances, _grad_indices):
                 query, reference, indices = ctx.saved_tensors
                 scale = 1 if bug == "knn_gradient_without_2" else 2
                 pulls = scale * grad_distances[..., None] * (query[:, None, :] - reference[indices])
                 grad_reference = torch.zeros_like(reference)
-                if bug == "knn_reference_gradient_assigned":  # a point chosen twice keeps one pull
+                if bug == "knn_reference_gradient_assigned":  # a point chosen by several pairs keeps one pull
                     grad_reference[indices.flatten()] = -pulls.flatten(0, 1)
                 else:
                     sign = 1 if bug == "knn_reference_gradient_sign" else -1
                     grad_reference.index_add_(0, indices.flatten(), pulls.flatten(0, 1), alpha=sign)
                 return pulls.sum(1), grad_reference, None
+        module.KNN = KNN
+    return module
 
-        return Wrong.apply(query, reference, k)
 
-
-BUGS = ["relu_backward_passes_everything", "relu_not_once_differentiable", "grid_sample_default_align_corners_true",
-        "grid_sample_backward_flips_align_corners", "grid_sample_no_grad_grid", "knn_float64_through_float32",
-        "knn_gradient_without_2", "knn_reference_gradient_assigned", "knn_reference_gradient_sign"]
+# each mistake and a check that must reject it
+BUGS = {"relu_backward_passes_everything": "check_relu", "relu_not_once_differentiable": "check_second_derivative_raises",
+        "grid_sample_default_align_corners_true": "check_grid_sample_default_and_strides",
+        "grid_sample_backward_flips_align_corners": "check_grid_sample", "grid_sample_no_grad_grid": "check_grid_sample",
+        "knn_float64_through_float32": "check_knn", "knn_gradient_without_2": "check_knn",
+        "knn_reference_gradient_assigned": "check_knn", "knn_reference_gradient_sign": "check_knn"}
 
 
 @pytest.mark.suite_check
 @pytest.mark.parametrize("bug", BUGS)
 def test_broken_functions_are_rejected(ops, bug):
-    assert failing_checks(CHECKS, Broken(bug))
+    assert BUGS[bug] in failing_checks(CHECKS, broken(bug))
 
 
 @pytest.mark.suite_check
 def test_all_zero_answers_are_rejected(ops):
     """The tolerances are relative to the largest |torch| answer: ops that write zeros must not pass."""
-    from torchkata.extensions import ops_package as reference
-
-    zeros = Broken("none")
+    zeros = broken("none")
     zeros.grid_sample = lambda input, grid, align_corners=False: input.new_zeros(
         input.shape[0], input.shape[1], grid.shape[1], grid.shape[2])
-    zeros.knn = lambda query, ref, k: (query.new_zeros(query.shape[0], k), reference.knn(query, ref, k)[1])
+    knn = zeros.knn
+    zeros.knn = lambda query, reference, k: (query.new_zeros(query.shape[0], k), knn(query, reference, k)[1])
     assert {"check_grid_sample", "check_knn"} <= set(failing_checks(CHECKS, zeros))

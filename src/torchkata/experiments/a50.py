@@ -138,12 +138,11 @@ def fresh_environment(folder: Path, borrowed: Path) -> Path:
     names. A venv reads the .pth files of its own site-packages only, so torchkata's editable install, a .pth file
     here, is not seen there. Returns its python."""
     borrowed.mkdir()
-    for dist in requirement_closure(BORROWED):
-        for entry in top_level_entries(dist):
-            link = borrowed / entry
-            if link.exists():
-                raise RuntimeError(f"a50: {entry} is installed by two of the borrowed distributions")
-            link.symlink_to(dist.locate_file(entry))
+    # a folder that several distributions share (a namespace package, such as CUDA torch's nvidia/) is one folder here
+    entries = {entry: dist.locate_file(entry)
+               for dist in requirement_closure(BORROWED) for entry in top_level_entries(dist)}
+    for entry, path in sorted(entries.items()):
+        (borrowed / entry).symlink_to(path)
     venv.create(folder, with_pip=False, symlinks=True)
     site_packages = folder / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     (site_packages / "borrowed.pth").write_text(f"{borrowed}\n")
