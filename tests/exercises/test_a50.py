@@ -144,7 +144,8 @@ BUGS = {"relu_backward_passes_everything": "check_relu", "relu_not_once_differen
 @pytest.mark.suite_check
 @pytest.mark.parametrize("bug", BUGS)
 def test_broken_functions_are_rejected(ops, bug):
-    assert BUGS[bug] in failing_checks(CHECKS, broken(bug))
+    (check,) = [c for c in CHECKS if c.__name__ == BUGS[bug]]
+    assert failing_checks([check], broken(bug))
 
 
 @pytest.mark.suite_check
@@ -155,4 +156,5 @@ def test_all_zero_answers_are_rejected(ops):
         input.shape[0], input.shape[1], grid.shape[1], grid.shape[2])
     knn = zeros.knn
     zeros.knn = lambda query, reference, k: (query.new_zeros(query.shape[0], k), knn(query, reference, k)[1])
-    assert {"check_grid_sample", "check_knn"} <= set(failing_checks(CHECKS, zeros))
+    assert failing_checks([package_tests.check_grid_sample, package_tests.check_knn], zeros) == ["check_grid_sample",
+                                                                                                  "check_knn"]
