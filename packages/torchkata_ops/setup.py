@@ -63,7 +63,7 @@ def op_library():
     # absolute paths: setuptools puts each object under its build folder at the source's path
     return make("torchkata_ops.lib.libtorchkata_ops", sources=[str(ROOT / s) for s in sources],
                 depends=[str(ROOT / h) for h in headers],
-                # -g0: Python's own CFLAGS ask for debug info, which the project's builds do not carry
+                # after Python's own CFLAGS (-O3 -g), so these win: the project's -O2, and no debug info (-g0)
                 extra_compile_args={"cxx": ["-O2", "-g0", "-fopenmp", *(["-DWITH_CUDA"] if cuda else [])],
                                     "nvcc": ["-O2"]},
                 extra_link_args=["-fopenmp"])
