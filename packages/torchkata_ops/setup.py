@@ -10,7 +10,7 @@
   that TORCHKATA_OPS_MODULE names (a learner's problems/a50/starter.py).
 
 TORCHKATA_OPS_LIBRARIES (paths separated by os.pathsep): op libraries already built from the same sources, packaged
-as they are instead of compiling (the a50 experiment's smoke scale packages the project's builds).
+as they are instead of compiling (the a50 experiment does so at its smoke and default scales).
 TORCHKATA_OPS_BUILD: setuptools' working folder (default build/ here), so that builds running at once do not share one.
 """
 import os
