@@ -134,9 +134,11 @@ def broken(bug):
 
 
 # each mistake and a check that must reject it
-BUGS = {"relu_backward_passes_everything": "check_relu", "relu_not_once_differentiable": "check_second_derivative_raises",
+BUGS = {"relu_backward_passes_everything": "check_relu",
+        "relu_not_once_differentiable": "check_second_derivative_raises",
         "grid_sample_default_align_corners_true": "check_grid_sample_default_and_strides",
-        "grid_sample_backward_flips_align_corners": "check_grid_sample", "grid_sample_no_grad_grid": "check_grid_sample",
+        "grid_sample_backward_flips_align_corners": "check_grid_sample",
+        "grid_sample_no_grad_grid": "check_grid_sample",
         "knn_float64_through_float32": "check_knn", "knn_gradient_without_2": "check_knn",
         "knn_reference_gradient_assigned": "check_knn", "knn_reference_gradient_sign": "check_knn"}
 

@@ -3,11 +3,11 @@
 in PyTorch from the indices the forward returns.
 
 This module is the package's whole Python side: packages/torchkata_ops/setup.py installs it as
-`torchkata_ops/__init__.py`, beside the op library it compiles from csrc/ (`lib/*.so`), and loads nothing from the
-torchkata project (the package's tests run in a virtual environment without it). Importing it registers the operators
-of the libraries beside it; where none are (this file in the project's src/), the process registers the same
-operators itself: the project's tests load its own builds of the same sources (torch registers an operator once per
-process, so the two never meet in one).
+`torchkata_ops/__init__.py`, beside the op library it compiles from csrc/ (or the project's builds of it: `lib/*.so`),
+and it loads nothing from the torchkata project (the package's tests run in a virtual environment without it).
+Importing it registers the operators of the libraries beside it; where none are (this file in the project's src/),
+the process registers the same operators itself: the project's tests load its own builds of the same sources (torch
+registers an operator once per process, so the two never meet in one).
 
 Each backward is `once_differentiable`: a second derivative raises, where it would otherwise run the kernels on
 tensors whose graph they cannot record.
