@@ -1,8 +1,13 @@
 """a50: the Python side of the torchkata-ops package (ReLU, grid_sample and kNN kernels as autograd Functions),
 graded by the package's own checks (packages/torchkata_ops/tests), run here on the project's builds of the same
-kernels; broken Functions that must fail them; and the package's build reading its sources from the catalog. The
-wheel itself is built, installed into a fresh virtual environment and tested there by the experiment."""
+kernels; broken Functions that must fail them; and the package's build: its sources read from the catalog, and its
+wheel (built once per session, packaging the project's builds). The experiment installs the wheel into a fresh
+virtual environment and runs the package's tests there."""
 import importlib.util
+import os
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -36,11 +41,29 @@ def ops(impl_for, extension_library):
     return impl_for(EXERCISE)
 
 
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory, extension_library):
+    """The package's wheel, built once: setuptools' build backend in a fresh interpreter, as `pip wheel` calls it
+    (without pip's own start-up), packaging the project's builds of the op libraries (the compile is the
+    experiment's, at full scale) and the reference module."""
+    from torchkata.extensions import ops_package
+
+    work = tmp_path_factory.mktemp("a50-wheel")
+    libraries = [extension_library(name) for name in load_catalog().get(EXERCISE).extensions]
+    env = os.environ | {"TORCHKATA_OPS_MODULE": ops_package.__file__, "TORCHKATA_OPS_BUILD": str(work / "build"),
+                        "TORCHKATA_OPS_LIBRARIES": os.pathsep.join(map(str, libraries))}
+    build = f"from setuptools import build_meta; print(build_meta.build_wheel({str(work / 'dist')!r}))"
+    done = subprocess.run([sys.executable, "-c", build], cwd=PACKAGE, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    return work / "dist" / done.stdout.split()[-1]
+
+
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 def test_package_checks(ops, check):
     check(ops)
 
 
+@pytest.mark.suite_check
 def test_the_package_builds_the_catalogs_sources():
     """setup.py compiles what catalog.yaml's entries of the exercise's extensions list, the sources the project's own
     builds read, and rebuilds on an edit to a header they list; the CUDA sources where this machine builds them."""
@@ -54,6 +77,31 @@ def test_the_package_builds_the_catalogs_sources():
                                              for s in (*e["sources"], *(e.get("cuda_sources", []) if cuda else [])))
     assert sorted(library.depends) == sorted({str(ROOT / h) for e in entries for h in e.get("headers", [])})
     assert ("-DWITH_CUDA" in library.extra_compile_args["cxx"]) == cuda
+
+
+# The package's build is the project's, not the learner's: checked on the reference, not part of a learner's grade.
+@pytest.mark.suite_check
+def test_the_wheel_holds_the_module_and_the_libraries(wheel, tmp_path, monkeypatch):
+    """A wheel for this Python and platform (it holds native code) that requires torch, with the module as
+    torchkata_ops/__init__.py and the op libraries in torchkata_ops/lib/; unpacked as pip installs it, the module
+    loads them."""
+    from torchkata.extensions import ops_package
+
+    python = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    assert wheel.name.startswith(f"torchkata_ops-0.1.0-{python}-{python}-") and not wheel.name.endswith("-any.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(tmp_path)
+        metadata = archive.read("torchkata_ops-0.1.0.dist-info/METADATA").decode()
+    assert "Requires-Dist: torch>=2.4" in metadata.splitlines()
+    package = tmp_path / "torchkata_ops"
+    assert (package / "__init__.py").read_bytes() == Path(ops_package.__file__).read_bytes()
+    names = load_catalog().get(EXERCISE).extensions
+    for name in names:
+        assert (package / "lib" / f"{name}.so").read_bytes() == extensions.library_path(name).read_bytes()
+    loaded = []
+    monkeypatch.setattr(torch.ops, "load_library", loaded.append)
+    load_file("torchkata_ops_unpacked", package / "__init__.py")
+    assert loaded == [str(package / "lib" / f"{name}.so") for name in sorted(names)]
 
 
 def test_the_installed_module_loads_the_libraries_beside_it(impl_for, tmp_path, monkeypatch):
