@@ -53,7 +53,8 @@ def op_library():
     import torch
     from torch.utils.cpp_extension import CppExtension, CUDAExtension
 
-    entries = yaml.safe_load((ROOT / "catalog.yaml").read_text(encoding="utf-8"))["extensions"]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where PyYAML has it: the catalog is long
+    entries = yaml.load((ROOT / "catalog.yaml").read_text(encoding="utf-8"), Loader=loader)["extensions"]
     cuda = torch.version.cuda is not None and torch.cuda.is_available()
     sources = [s for op in OPS for s in entries[op]["sources"]]
     if cuda:
