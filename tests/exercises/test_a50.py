@@ -63,6 +63,7 @@ def test_package_checks(ops, check):
     check(ops)
 
 
+# The packaging (setup.py) is given, not the learner's: the next two check it on the reference, not in a learner's grade.
 @pytest.mark.suite_check
 def test_the_package_builds_the_catalogs_sources():
     """setup.py compiles what catalog.yaml's entries of the exercise's extensions list, the sources the project's own
@@ -79,7 +80,6 @@ def test_the_package_builds_the_catalogs_sources():
     assert ("-DWITH_CUDA" in library.extra_compile_args["cxx"]) == cuda
 
 
-# The package's build is the project's, not the learner's: checked on the reference, not part of a learner's grade.
 @pytest.mark.suite_check
 def test_the_wheel_holds_the_module_and_the_libraries(wheel, tmp_path, monkeypatch):
     """A wheel for this Python and platform (it holds native code) that requires torch, with the module as
