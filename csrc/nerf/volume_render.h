@@ -1,11 +1,11 @@
 // a48: volume rendering along one ray, written once for both halves: nerf.cpp's CPU loop and nerf_cuda.cu's kernels
 // call these functions per sample (march) or per ray (composite), so the CPU twin runs the CUDA kernels' algorithm
-// to the same operation order. Plain C++ with std::exp and std::expm1, which nvcc also compiles for the device.
+// to the same operation order. Plain C++ with std::expm1, which nvcc also compiles for the device.
 //
 // A ray with samples at depths t_i, spaced delta_i, of density sigma_i >= 0 and colour c_i (C channels):
 //   s_i = sigma_i * delta_i                  the optical depth of sample i's interval
 //   alpha_i = 1 - exp(-s_i)                  the chance the ray stops in it (computed as -expm1(-s_i): exact for small s)
-//   T_i = prod_{j<i} (1 - alpha_j)           the transmittance: the chance it gets that far (prod of exp(-s_j))
+//   T_i = prod_{j<i} (1 - alpha_j)           the transmittance: the chance it gets that far
 //   w_i = T_i * alpha_i                      the weight of sample i
 //   colour = sum w_i c_i, depth = sum w_i t_i, opacity = sum w_i (= 1 - T_S)
 #pragma once
@@ -36,19 +36,20 @@ TORCHKATA_NERF_HD void march_sample(const T* origin, const T* direction, const T
 }
 
 // One ray, front to back: the transmittance is carried as a running product, so the cost is one pass over the
-// samples. The outputs are written, not added to.
+// samples and one transcendental (expm1) per sample: 1 - alpha is exp(-s) to within its rounding. The outputs are
+// written, not added to.
 template <typename T>
 TORCHKATA_NERF_HD void composite_ray(const T* sigma, const T* rgb, const T* delta, const T* t, int64_t samples,
                                      int64_t channels, T* colour, T* depth, T* opacity) {
   for (int64_t c = 0; c < channels; ++c) colour[c] = 0;
   T transmittance = 1, d = 0, o = 0;
   for (int64_t i = 0; i < samples; ++i) {
-    const T s = sigma[i] * delta[i];
-    const T weight = transmittance * -std::expm1(-s);
+    const T alpha = -std::expm1(-sigma[i] * delta[i]);
+    const T weight = transmittance * alpha;
     for (int64_t c = 0; c < channels; ++c) colour[c] += weight * rgb[i * channels + c];
     d += weight * t[i];
     o += weight;
-    transmittance *= std::exp(-s);
+    transmittance *= 1 - alpha;
   }
   *depth = d;
   *opacity = o;
@@ -71,16 +72,16 @@ TORCHKATA_NERF_HD void composite_ray_backward(const T* grad_colour, T grad_depth
   };
   T transmittance = 1, total = 0;
   for (int64_t i = 0; i < samples; ++i) {
-    const T s = sigma[i] * delta[i];
-    total += transmittance * -std::expm1(-s) * worth(i);
-    transmittance *= std::exp(-s);
+    const T alpha = -std::expm1(-sigma[i] * delta[i]);
+    total += transmittance * alpha * worth(i);
+    transmittance *= 1 - alpha;
   }
   transmittance = 1;
   T so_far = 0;  // sum of w_j v_j for j <= i
   for (int64_t i = 0; i < samples; ++i) {
-    const T s = sigma[i] * delta[i];
-    const T weight = transmittance * -std::expm1(-s), v = worth(i);
-    transmittance *= std::exp(-s);  // now T_{i+1}
+    const T alpha = -std::expm1(-sigma[i] * delta[i]);
+    const T weight = transmittance * alpha, v = worth(i);
+    transmittance *= 1 - alpha;  // now T_{i+1}
     so_far += weight * v;
     const T grad_s = transmittance * v - (total - so_far);
     grad_sigma[i] = grad_s * delta[i];

@@ -20,7 +20,7 @@ SCALES = {
               "image": 12, "views": 8, "heldout": 2, "samples": 12, "width": 32, "steps": 100, "batch": 256,
               "lr": 1e-2, "eval_every": 50},
     "default": {"trials": 24, "max_rays": 700, "max_samples": 90, "bench": [4096, 64], "bench_seconds": 0.2,
-                "repeats": 3, "image": 32, "views": 16, "heldout": 4, "samples": 24, "width": 64, "steps": 1000,
+                "repeats": 3, "image": 32, "views": 16, "heldout": 4, "samples": 24, "width": 64, "steps": 800,
                 "batch": 512, "lr": 1e-2, "eval_every": 100},
     "full": {"trials": 100, "max_rays": 3000, "max_samples": 200, "bench": [16384, 128], "bench_seconds": 1.0,
              "repeats": 3, "image": 64, "views": 32, "heldout": 8, "samples": 64, "width": 128, "steps": 8000,
