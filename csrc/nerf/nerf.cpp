@@ -38,7 +38,15 @@ namespace {
 
 namespace vr = torchkata_nerf;
 
-constexpr int64_t kGrainSamples = 1 << 12;  // samples below which one thread does the work
+constexpr int64_t kGrain = 1 << 12;  // values to compute below which one thread does the work
+
+// fn(r) for every ray r, the rays split over threads (`per_ray`: the values a ray computes, to size the tasks)
+template <typename F>
+void for_each_ray(int64_t rays, int64_t per_ray, const F& fn) {
+  at::parallel_for(0, rays, kGrain / (per_ray + 1) + 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) fn(r);
+  });
+}
 
 void check_rays(const at::Tensor& origins, const at::Tensor& directions, const at::Tensor& jitter, double near,
                 double far) {
@@ -79,7 +87,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> nerf_march(const at::Tensor& orig
       C10_CUDA_KERNEL_LAUNCH_CHECK();
 #endif
     } else {
-      at::parallel_for(0, rays * samples, kGrainSamples, [&](int64_t begin, int64_t end) {
+      at::parallel_for(0, rays * samples, kGrain, [&](int64_t begin, int64_t end) {
         for (int64_t k = begin; k < end; ++k) {
           const int64_t r = k / samples;
           vr::march_sample(o_ + 3 * r, d_ + 3 * r, u_ + r * samples, k % samples, samples, scalar_t(near),
@@ -130,12 +138,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> nerf_composite(const at::Tensor& 
       C10_CUDA_KERNEL_LAUNCH_CHECK();
 #endif
     } else {
-      at::parallel_for(0, rays, kGrainSamples / (samples * (channels + 1) + 1) + 1, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) {
-          const int64_t first = r * samples;  // the ray's first sample
-          vr::composite_ray(s_ + first, c_ + first * channels, dt_ + first, z_ + first, samples, channels,
-                            colour_ + r * channels, depth_ + r, opacity_ + r);
-        }
+      for_each_ray(rays, samples * (channels + 1), [&](int64_t r) {
+        const int64_t first = r * samples;  // the ray's first sample
+        vr::composite_ray(s_ + first, c_ + first * channels, dt_ + first, z_ + first, samples, channels,
+                          colour_ + r * channels, depth_ + r, opacity_ + r);
       });
     }
   });
@@ -179,13 +185,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> nerf_composite_backwa
       C10_CUDA_KERNEL_LAUNCH_CHECK();
 #endif
     } else {
-      at::parallel_for(0, rays, kGrainSamples / (samples * (channels + 1) + 1) + 1, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) {
-          const int64_t first = r * samples;
-          vr::composite_ray_backward(gc_ + r * channels, gd_[r], go_[r], s_ + first, c_ + first * channels,
-                                     dt_ + first, z_ + first, samples, channels, gs_ + first,
-                                     gr_ + first * channels, gdt_ + first, gz_ + first);
-        }
+      for_each_ray(rays, 2 * samples * (channels + 1), [&](int64_t r) {  // two passes over the samples
+        const int64_t first = r * samples;
+        vr::composite_ray_backward(gc_ + r * channels, gd_[r], go_[r], s_ + first, c_ + first * channels,
+                                   dt_ + first, z_ + first, samples, channels, gs_ + first, gr_ + first * channels,
+                                   gdt_ + first, gz_ + first);
       });
     }
   });

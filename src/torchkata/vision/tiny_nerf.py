@@ -9,6 +9,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from torchkata.pipeline.numerics import sqrt
+
 BACKGROUND = 1.0  # white: what a ray that hits nothing shows, composited behind the field
 
 
@@ -36,8 +38,8 @@ def composite_torch(sigma: Tensor, rgb: Tensor, deltas: Tensor, t: Tensor) -> tu
 
 # --- cameras and the scene ------------------------------------------------------------------------------------
 
-def camera_rays(azimuth: float, elevation: float, distance: float, size: int, fov_degrees: float) -> tuple[Tensor,
-                                                                                                          Tensor]:
+def camera_rays(azimuth: float, elevation: float, distance: float, size: int,
+                fov_degrees: float) -> tuple[Tensor, Tensor]:
     """(origins, directions) [size * size, 3] float32, unit directions through the pixel centres, row by row, of a
     pinhole camera at (azimuth, elevation) in radians on a sphere of `distance` around the origin, looking at it
     (z is up)."""
@@ -62,26 +64,24 @@ LIGHT = (0.4, 0.3, 0.85)  # direction towards the light (normalised in `render_s
 
 
 def render_spheres(origins: Tensor, directions: Tensor) -> Tensor:
-    """[R, 3] in [0, 1]: the colour of the nearest sphere each ray hits, Lambertian-shaded (ambient 0.35 plus
-    0.65 cos of the angle to the light; the shading depends on the surface point alone, not on the view), or the
-    background. Computed in float64."""
-    o, d = origins.double(), directions.double()
-    light = torch.tensor(LIGHT, dtype=torch.float64)
-    light = light / light.norm()
-    nearest = torch.full((o.shape[0],), math.inf, dtype=torch.float64)
-    colour = torch.full((o.shape[0], 3), BACKGROUND, dtype=torch.float64)
+    """[R, 3] in [0, 1]: the colour of the nearest sphere each ray (unit directions) hits, Lambertian-shaded (ambient
+    0.35 plus 0.65 cos of the angle to the light; the shading depends on the surface point alone, not on the view),
+    or the background."""
+    light = torch.tensor(LIGHT) / math.hypot(*LIGHT)
+    nearest = torch.full((len(origins),), math.inf)
+    colour = torch.full((len(origins), 3), BACKGROUND)
     for centre, radius, albedo in SPHERES:
-        to_centre = o - torch.tensor(centre, dtype=torch.float64)
-        b = (to_centre * d).sum(1)  # |d| = 1: t^2 + 2 b t + c = 0
+        to_centre = origins - torch.tensor(centre)
+        b = (to_centre * directions).sum(1)  # |d| = 1: t^2 + 2 b t + c = 0
         c = (to_centre * to_centre).sum(1) - radius**2
         disc = b * b - c
-        hit_t = -b - disc.clamp(min=0).sqrt()
+        hit_t = -b - sqrt(disc.clamp(min=0))  # numerics.sqrt: the same bits on every CPU model
         hit = (disc > 0) & (hit_t > 0) & (hit_t < nearest)
-        normal = (to_centre + hit_t[:, None] * d) / radius
+        normal = (to_centre + hit_t[:, None] * directions) / radius
         shade = 0.35 + 0.65 * (normal @ light).clamp(min=0)
-        colour = torch.where(hit[:, None], shade[:, None] * torch.tensor(albedo, dtype=torch.float64), colour)
+        colour = torch.where(hit[:, None], shade[:, None] * torch.tensor(albedo), colour)
         nearest = torch.where(hit, hit_t, nearest)
-    return colour.float()
+    return colour
 
 
 # --- the field ------------------------------------------------------------------------------------------------
@@ -125,4 +125,4 @@ def render(model: TinyNeRF, origins: Tensor, directions: Tensor, jitter: Tensor,
 
 def psnr(predicted: Tensor, target: Tensor) -> float:
     """Peak signal-to-noise ratio in dB of images in [0, 1]: -10 log10(mean squared error)."""
-    return float(-10 * torch.log10(((predicted - target) ** 2).mean()))
+    return -10 * math.log10(float(((predicted - target) ** 2).mean()))
