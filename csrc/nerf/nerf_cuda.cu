@@ -18,9 +18,10 @@ namespace vr = torchkata_nerf;
 constexpr int kThreads = 256;
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) march_kernel(const T* __restrict__ origins, const T* __restrict__ directions,
-                                                         const T* __restrict__ jitter, int64_t rays, int64_t samples,
-                                                         T near, T far, T* __restrict__ points, T* __restrict__ t,
+__global__ void __launch_bounds__(kThreads) march_kernel(const T* __restrict__ origins,
+                                                         const T* __restrict__ directions, const T* __restrict__ jitter,
+                                                         int64_t rays, int64_t samples, T near, T far,
+                                                         T* __restrict__ points, T* __restrict__ t,
                                                          T* __restrict__ deltas) {
   const int64_t k = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (k >= rays * samples) return;

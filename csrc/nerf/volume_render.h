@@ -1,10 +1,10 @@
 // a48: volume rendering along one ray, written once for both halves: nerf.cpp's CPU loop and nerf_cuda.cu's kernels
 // call these functions per sample (march) or per ray (composite), so the CPU twin runs the CUDA kernels' algorithm
-// to the same operation order. Plain C++ with std::expm1, which nvcc also compiles for the device.
+// to the same operation order. Plain C++ (host_device.h) with std::expm1, which nvcc also compiles for the device.
 //
 // A ray with samples at depths t_i, spaced delta_i, of density sigma_i >= 0 and colour c_i (C channels):
 //   s_i = sigma_i * delta_i                  the optical depth of sample i's interval
-//   alpha_i = 1 - exp(-s_i)                  the chance the ray stops in it (computed as -expm1(-s_i): exact for small s)
+//   alpha_i = 1 - exp(-s_i)                  the chance the ray stops in it (as -expm1(-s_i): exact for small s)
 //   T_i = prod_{j<i} (1 - alpha_j)           the transmittance: the chance it gets that far
 //   w_i = T_i * alpha_i                      the weight of sample i
 //   colour = sum w_i c_i, depth = sum w_i t_i, opacity = sum w_i (= 1 - T_S)
@@ -13,11 +13,7 @@
 #include <cmath>
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define TORCHKATA_NERF_HD __host__ __device__ __forceinline__
-#else
-#define TORCHKATA_NERF_HD inline
-#endif
+#include "../common/host_device.h"
 
 namespace torchkata_nerf {
 
@@ -25,8 +21,8 @@ namespace torchkata_nerf {
 // jitter u in [0, 1) places the sample in it. delta_i = t_{i+1} - t_i reads the next sample's jitter; the last
 // interval ends at far.
 template <typename T>
-TORCHKATA_NERF_HD void march_sample(const T* origin, const T* direction, const T* jitter, int64_t i, int64_t samples,
-                                    T near, T far, T* point, T* t, T* delta) {
+TORCHKATA_HOST_DEVICE void march_sample(const T* origin, const T* direction, const T* jitter, int64_t i,
+                                        int64_t samples, T near, T far, T* point, T* t, T* delta) {
   const T step = (far - near) / T(samples);
   const T here = near + (T(i) + jitter[i]) * step;
   const T next = i + 1 < samples ? near + (T(i + 1) + jitter[i + 1]) * step : far;
@@ -39,8 +35,8 @@ TORCHKATA_NERF_HD void march_sample(const T* origin, const T* direction, const T
 // samples and one transcendental (expm1) per sample: 1 - alpha is exp(-s) to within its rounding. The outputs are
 // written, not added to.
 template <typename T>
-TORCHKATA_NERF_HD void composite_ray(const T* sigma, const T* rgb, const T* delta, const T* t, int64_t samples,
-                                     int64_t channels, T* colour, T* depth, T* opacity) {
+TORCHKATA_HOST_DEVICE void composite_ray(const T* sigma, const T* rgb, const T* delta, const T* t, int64_t samples,
+                                         int64_t channels, T* colour, T* depth, T* opacity) {
   for (int64_t c = 0; c < channels; ++c) colour[c] = 0;
   T transmittance = 1, d = 0, o = 0;
   for (int64_t i = 0; i < samples; ++i) {
@@ -61,10 +57,10 @@ TORCHKATA_NERF_HD void composite_ray(const T* sigma, const T* rgb, const T* delt
 // (a denser sample i shows more of itself and hides everything behind it). The sum behind i is the total minus
 // the sum up to i, so a first pass computes the total and a second the gradients, both front to back.
 template <typename T>
-TORCHKATA_NERF_HD void composite_ray_backward(const T* grad_colour, T grad_depth, T grad_opacity, const T* sigma,
-                                              const T* rgb, const T* delta, const T* t, int64_t samples,
-                                              int64_t channels, T* grad_sigma, T* grad_rgb, T* grad_delta,
-                                              T* grad_t) {
+TORCHKATA_HOST_DEVICE void composite_ray_backward(const T* grad_colour, T grad_depth, T grad_opacity,
+                                                  const T* sigma, const T* rgb, const T* delta, const T* t,
+                                                  int64_t samples, int64_t channels, T* grad_sigma, T* grad_rgb,
+                                                  T* grad_delta, T* grad_t) {
   auto worth = [&](int64_t i) {  // v_i
     T v = grad_depth * t[i] + grad_opacity;
     for (int64_t c = 0; c < channels; ++c) v += grad_colour[c] * rgb[i * channels + c];

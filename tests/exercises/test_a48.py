@@ -134,7 +134,8 @@ def check_gradients(impl):
                            for shape in ((case[0], case[2]), (case[0],), (case[0],))]
                 for density in DENSITIES:
                     inputs = samples(*case, dtype, seed + 100, device, density)
-                    for used in ((0, 1, 2),) if density != "thin" else ((0, 1, 2), (0,), (1,), (2,)):
+                    alone = density == "thin" and dtype == DTYPES[seed % 2]  # each dtype on half the cases
+                    for used in ((0, 1, 2), (0,), (1,), (2,)) if alone else ((0, 1, 2),):
                         chosen = [w if i in used else torch.zeros_like(w) for i, w in enumerate(weights)]
                         expected = weighted_gradients(composite_torch, as_float64(inputs), chosen)
                         found = weighted_gradients(composite, inputs, [w.to(dtype) for w in chosen])
@@ -360,7 +361,7 @@ def broken(bug):
 @pytest.mark.parametrize("bug", ["delta_ignored", "alpha_is_sigma_delta", "inclusive_transmittance",
                                  "weights_normalised", "depth_unweighted", "opacity_sums_alpha"])
 def test_broken_compositing_is_rejected(bug, impl):
-    assert failing_checks(CHECKS, (impl[0], composite_bug(bug)))
+    assert failing_checks([check_composite], (impl[0], composite_bug(bug)))
 
 
 @pytest.mark.suite_check
@@ -374,7 +375,7 @@ def test_broken_march_is_rejected(bug, impl):
                                  "grad_sigma_and_deltas_swapped"])
 def test_broken_function_is_rejected(bug, impl, extension_library):
     composite = functools.partial(broken(bug), library_path=str(extension_library("nerf")))
-    assert failing_checks(CHECKS, (impl[0], composite))
+    assert failing_checks([check_composite, check_gradcheck], (impl[0], composite))
 
 
 @pytest.mark.suite_check
@@ -388,7 +389,7 @@ def test_all_zero_and_constant_answers_are_rejected(impl):
         return [x + 0.5 for x in zeros(sigma, rgb, deltas, t)]
 
     for answer in (zeros, constant):
-        assert "check_composite" in failing_checks(CHECKS, (impl[0], answer))
+        assert failing_checks([check_composite], (impl[0], answer))
 
 
 @pytest.mark.suite_check

@@ -60,7 +60,7 @@ def random_samples(g: torch.Generator, rays: int, count: int, channels: int, dty
 
 
 def outputs_and_grads(composite, inputs, weights):
-    """(colour, depth, opacity, and d/d sigma, rgb, deltas, t of sum(colour w_c) + sum(depth w_d) + sum(opacity w_o))."""
+    """([colour, depth, opacity], d/d [sigma, rgb, deltas, t]) of sum(colour w_c + depth w_d + opacity w_o)."""
     inputs = [x.clone().requires_grad_() for x in inputs]
     outputs = composite(*inputs)
     loss = sum((out * w).sum() for out, w in zip(outputs, weights))
