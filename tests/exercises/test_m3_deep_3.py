@@ -126,7 +126,7 @@ def check_ours_and_native_are_timed_as_themselves(h):
 
 
 def check_wrong_answers_fail_their_row(h):
-    """1% off, zeros, NaN in one element, a transposed shape, and a kernel that raises: failed, with no times."""
+    """1% off, zeros, NaN in one element, a wrong shape ([n, 1]) and a kernel that raises: failed, with no times."""
     def nan_once(x, library_path):
         out = torch.relu(x)
         out[0] = math.nan

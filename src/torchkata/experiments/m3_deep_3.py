@@ -92,6 +92,8 @@ def label(row: dict) -> str:
 
 def plot_ratios(ctx: RunContext, rows: list[dict]) -> None:
     """One horizontal bar a measured row, from 1 to ours / native on a log axis: left of the line ours is faster."""
+    from matplotlib.patches import Patch
+
     by_device = {d: [r for r in rows if r["device"] == d and r["status"] == "ok"] for d in dict.fromkeys(
         r["device"] for r in rows)}
     height = max(len(measured) for measured in by_device.values())
@@ -110,28 +112,29 @@ def plot_ratios(ctx: RunContext, rows: list[dict]) -> None:
         low, high = min(ratios + [1.0]), max(ratios + [1.0])
         ax.set_xlim(low / 2, high * 2)
         threads = measured[0]["threads"] if measured else "?"
-        ax.set(xlabel="ours / native time (log; left of 1: ours is faster)",
-               title=f"{device}, {threads} threads: blue forward, orange forward + backward")
+        ax.set(xlabel="ours / native time (log; left of 1: ours is faster)", title=f"{device}, threads: {threads}")
+        ax.legend(handles=[Patch(color=colour, label=name.replace("_", " + ")) for name, colour in colours.items()],
+                  fontsize=7, loc="lower right")
         ax.grid(axis="x", alpha=0.3, which="both")
     ctx.save_figure(fig, "ratios")
 
 
 TABLE_COLUMNS = (("device", "{}"), ("kernel", "{}"), ("pass", "{}"), ("size", "{}"), ("ours_ms", "{:.3g}"),
                  ("native_ms", "{:.3g}"), ("ratio", "{:.2f}"), ("unit", "{}"), ("ours_throughput", "{:.3g}"),
-                 ("native_throughput", "{:.3g}"), ("max_rel_error", "{:.1e}"), ("status", "{}"))
+                 ("native_throughput", "{:.3g}"), ("max_rel_error", "{:.1e}"), ("status", "{:.60}"))
 
 
 def plot_table(ctx: RunContext, rows: list[dict]) -> None:
-    """The table as a picture: the report shows PNGs (benchmark.csv has every column)."""
+    """The table as a picture, for the report, which shows PNGs (benchmark.csv has every column): one block of
+    monospaced text, where a matplotlib table of as many cells takes seconds to lay out."""
     if not ctx.figures:
         return
-    cells = [[fmt.format(r[key]) if key in r else "" for key, fmt in TABLE_COLUMNS] for r in rows]
-    cells = [[text if len(text) < 48 else text[:45] + "..." for text in line] for line in cells]
-    fig = ctx.figure(figsize=(15, 0.5 + 0.19 * len(rows)))
-    ax = fig.subplots()
-    ax.axis("off")
-    table = ax.table(cellText=cells, colLabels=[key for key, _ in TABLE_COLUMNS], loc="upper center",
-                     cellLoc="left")
-    table.auto_set_font_size(False)
-    table.set_fontsize(7)
+    cells = [[key for key, _ in TABLE_COLUMNS]]
+    cells += [[fmt.format(r[key]) if key in r else "" for key, fmt in TABLE_COLUMNS] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE_COLUMNS))]
+    lines = ["  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip() for line in cells]
+    lines.insert(1, "-" * len(lines[0]))
+    lines += ["", *(f"{r['kernel']} on {r['device']}: {r['status']}" for r in rows if "pass" not in r)]
+    fig = ctx.figure(figsize=(0.062 * max(map(len, lines)), 0.3 + 0.145 * len(lines)))
+    fig.text(0.01, 0.99, "\n".join(lines), family="monospace", fontsize=8, va="top")
     ctx.save_figure(fig, "table")
