@@ -91,10 +91,10 @@ def check_gigabytes_moved(h):
                                 (BY_NAME["add"], (12, 32))):
         for row, moved in zip(h.rows(kernel, sizes=(n,)), per_element):
             assert row["unit"] == "GB/s"
-            assert row["ours_throughput"] == pytest.approx(moved * n / 1e9 / (row["ours_ms"] / 1e3))
-            assert row["native_throughput"] == pytest.approx(moved * n / 1e9 / (row["native_ms"] / 1e3))
+            assert row["ours_throughput"] == pytest.approx(moved * n / 1e9 / (row["ours_ms"] / 1e3), rel=1e-12)
+            assert row["native_throughput"] == pytest.approx(moved * n / 1e9 / (row["native_ms"] / 1e3), rel=1e-12)
     (row,) = h.rows(BY_NAME["warp_sum"], sizes=(n,))
-    assert row["ours_throughput"] == pytest.approx((4 * n + 4) / 1e9 / (row["ours_ms"] / 1e3))
+    assert row["ours_throughput"] == pytest.approx((4 * n + 4) / 1e9 / (row["ours_ms"] / 1e3), rel=1e-12)
 
 
 def check_flops(h):
@@ -103,10 +103,10 @@ def check_flops(h):
     forward, both = h.rows(BY_NAME["matmul"], sizes=(n,))
     for row, flops in ((forward, 2 * n**3), (both, 6 * n**3)):
         assert row["unit"] == "GFLOP/s"
-        assert row["ours_throughput"] == pytest.approx(flops / 1e9 / (row["ours_ms"] / 1e3))
-        assert row["native_throughput"] == pytest.approx(flops / 1e9 / (row["native_ms"] / 1e3))
+        assert row["ours_throughput"] == pytest.approx(flops / 1e9 / (row["ours_ms"] / 1e3), rel=1e-12)
+        assert row["native_throughput"] == pytest.approx(flops / 1e9 / (row["native_ms"] / 1e3), rel=1e-12)
     (row,) = h.rows(BY_NAME["knn"])
-    assert row["ours_throughput"] == pytest.approx(3 * 64 * 64 * 3 / 1e9 / (row["ours_ms"] / 1e3))
+    assert row["ours_throughput"] == pytest.approx(3 * 64 * 64 * 3 / 1e9 / (row["ours_ms"] / 1e3), rel=1e-12)
 
 
 def check_ours_and_native_are_timed_as_themselves(h):
@@ -126,7 +126,8 @@ def check_ours_and_native_are_timed_as_themselves(h):
 
 
 def check_wrong_answers_fail_their_row(h):
-    """1% off, zeros, NaN in one element, a wrong shape ([n, 1]) and a kernel that raises: failed, with no times."""
+    """1% off, zeros, NaN in one element, wrong shapes ([n, 1], and [1, n] and [2n, n] with the right values, which a
+    difference would broadcast to zeros) and a kernel that raises: failed, with no times."""
     def nan_once(x, library_path):
         out = torch.relu(x)
         out[0] = math.nan
@@ -137,7 +138,9 @@ def check_wrong_answers_fail_their_row(h):
 
     wrong = {"one_percent_off": lambda x, library_path: torch.relu(x) * 1.01,
              "all_zero": lambda x, library_path: torch.zeros_like(x), "nan": nan_once,
-             "wrong_shape": lambda x, library_path: torch.relu(x)[:, None], "raises": raises}
+             "one_per_row": lambda x, library_path: torch.relu(x)[:, None],
+             "extra_dimension": lambda x, library_path: torch.relu(x)[None],
+             "repeated": lambda x, library_path: torch.relu(x).expand(2 * len(x), -1), "raises": raises}
     for name, ours in wrong.items():
         rows = h.rows(fake(name, ours=ours))
         assert len(rows) == 2, name
