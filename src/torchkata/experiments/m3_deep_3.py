@@ -18,7 +18,7 @@ from torchkata.pipeline.runner import RunContext
 # sizes: each kernel's "smoke" sizes, or its sizes for the device ("cpu", "cuda")
 SCALES = {
     "smoke": {"sizes": "smoke", "bench_seconds": 0.02, "repeats": 1},
-    "default": {"sizes": "device", "bench_seconds": 0.1, "repeats": 1},
+    "default": {"sizes": "device", "bench_seconds": 0.08, "repeats": 1},
     "full": {"sizes": "device", "bench_seconds": 1.0, "repeats": 3},
 }
 
