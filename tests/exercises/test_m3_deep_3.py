@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from grading import failing_checks
-from torchkata.extensions.kernel_registry import KERNELS, Kernel
+from torchkata.extensions.kernel_registry import KERNELS
 from torchkata.pipeline.catalog import load_catalog
 
 EXERCISE = "m3-deep-3"

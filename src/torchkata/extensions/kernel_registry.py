@@ -100,11 +100,11 @@ def bilinear(image: Tensor, grid: Tensor) -> Tensor:
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-NORM_ROWS, DROP_P, DROP_SEED = 4096, 0.1, 1
+NORM_ROWS, DROP_P, DROP_SEED = 2048, 0.1, 1
 
 
 def rows_of_width(width: int, g: torch.Generator) -> tuple:
-    """x [4096, width], weight [width] and bias [width]."""
+    """x [NORM_ROWS, width], weight [width] and bias [width]."""
     return (torch.randn(NORM_ROWS, width, generator=g), torch.randn(width, generator=g),
             torch.randn(width, generator=g))
 
@@ -137,7 +137,8 @@ def triton_matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 ELEMENTWISE = {"smoke": (1 << 10,), "cpu": (1 << 12, 1 << 18, 1 << 22), "cuda": (1 << 16, 1 << 22, 1 << 26)}
-SQUARE = {"smoke": (32,), "cpu": (256, 512, 1024), "cuda": (1024, 2048, 4096)}
+# on a CPU the tiled matmul against MKL at 1024 and 2048 is a44's goal, and its bench's
+SQUARE = {"smoke": (32,), "cpu": (256, 512), "cuda": (1024, 2048, 4096)}
 INTERPRETED = ("Triton's interpreter runs the kernel on a CPU, simulating each program in Python: its time is not a "
                "kernel's speed (m4-deep-2 reports it as what it is)")
 
@@ -156,7 +157,7 @@ KERNELS = [
            flops=distance_flops),
     Kernel("grid_sample", "grid_sample", grid_sample, bilinear, image_and_grid,
            f"H = W ({SAMPLE_BATCH} x {SAMPLE_CHANNELS} channels, an H x W grid)",
-           {"smoke": (8,), "cpu": (32, 128), "cuda": (128, 512)}, backward=True),
+           {"smoke": (8,), "cpu": (32, 96), "cuda": (128, 512)}, backward=True),
     Kernel("layernorm_dropout", "layernorm_dropout", fused_layernorm_dropout, eager_layernorm_dropout, rows_of_width,
            f"width ({NORM_ROWS} rows, p={DROP_P})", {"smoke": (64,), "cpu": (256, 1024), "cuda": (1024, 4096)},
            expected=layernorm_under_kernel_mask, backward=True, tolerance=2e-5),
