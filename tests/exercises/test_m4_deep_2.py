@@ -13,8 +13,10 @@ from grading import failing_checks
 EXERCISE = "m4-deep-2"
 # (M, K, N): one element; 2 x 1 tiles over 2 K steps with ragged edges; 3 ragged K steps; a 5 x 2 grid of whole
 # tiles (more tile rows than the interpreter's GROUP_M = 4: a short second group; whole tiles, so a tile count one
-# too high, (M + BLOCK_M) // BLOCK_M, shows)
-SHAPES = [(1, 1, 1), (33, 40, 17), (5, 70, 3), (160, 8, 64)]
+# too high, (M + BLOCK_M) // BLOCK_M, shows); one tile row of two tile columns (a grid of tile rows times tile
+# columns, not a power or a sum); 5 x 2 tiles whose last column holds one element (a tile count one too low); K =
+# 300, sizes that Python does not cache as shared int objects
+SHAPES = [(1, 1, 1), (33, 40, 17), (5, 70, 3), (160, 8, 64), (7, 12, 33), (160, 4, 33), (2, 300, 1)]
 # max |ours - torch| / max |torch|: K <= 70 products summed in another order (float32), or rounded to float16
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3}
 H100_SHARED_BYTES = 227 * 1024
@@ -76,10 +78,15 @@ def check_float16_sums_in_float32(kernel):
 def check_strides(kernel):
     """Transposed, sliced and stride-0 operands give torch's answer, and are left unchanged."""
     g = torch.Generator().manual_seed(7)
-    a_t = torch.randn(30, 20, generator=g).t().to(device(kernel))  # [20, 30], column-major
-    b_sliced = torch.randn(60, 50, generator=g)[::2, 1::3].to(device(kernel))  # [30, 17], both strides > 1
-    b_expanded = torch.randn(30, 1, generator=g).to(device(kernel)).expand(30, 9)  # stride 0
-    for a, b in ((a_t, b_sliced), (a_t, b_expanded), (b_sliced.t(), a_t.t())):
+    # K = 40: two K steps, so the pointers' step along K is taken with the operands' own strides
+    a_t = torch.randn(40, 20, generator=g).t().to(device(kernel))  # [20, 40], column-major
+    b_sliced = torch.randn(80, 50, generator=g)[::2, 1::3].to(device(kernel))  # [40, 17], both strides > 1
+    b_expanded = torch.randn(40, 1, generator=g).to(device(kernel)).expand(40, 9)  # stride 0
+    # slices of NaN-bordered storage: a load past K (or past the operand's edge) into the product gives NaN
+    a_bordered, b_bordered = (torch.full(size, float("nan")) for size in ((21, 41), (41, 18)))
+    a_bordered[:20, :40], b_bordered[:40, :17] = torch.randn(20, 40, generator=g), torch.randn(40, 17, generator=g)
+    a_in_nan, b_in_nan = a_bordered[:20, :40].to(device(kernel)), b_bordered[:40, :17].to(device(kernel))
+    for a, b in ((a_t, b_sliced), (a_t, b_expanded), (b_sliced.t(), a_t.t()), (a_in_nan, b_in_nan)):
         before = a.clone(), b.clone()
         assert_matches(kernel.matmul(a, b), torch.matmul(a, b))
         assert torch.equal(a, before[0]) and torch.equal(b, before[1]), "an operand was written to"
@@ -132,8 +139,13 @@ def check_errors_name_the_problem(kernel):
     a, b = operands(2, 3, 2, torch.float32, 0, device(kernel))
     with pytest.raises(ValueError, match=r"matmul: a and b must be 2-D, got shapes \[3\] and \[3, 2\]"):
         kernel.matmul(a[0], b)
+    for wrong_a, wrong_b in ((a[None], b), (a, b[:, 0]), (a, b[None])):
+        with pytest.raises(ValueError, match="matmul: a and b must be 2-D"):
+            kernel.matmul(wrong_a, wrong_b)
     with pytest.raises(ValueError, match=r"matmul: a's columns must match b's rows, got shapes \[2, 3\] and \[2, 2\]"):
         kernel.matmul(a, b[:2])
+    with pytest.raises(ValueError, match=r"matmul: a's columns must match b's rows, got shapes \[2, 2\] and \[3, 2\]"):
+        kernel.matmul(a[:, :2], b)
     with pytest.raises(TypeError, match="matmul: a and b must have one dtype, got torch.float32 and torch.float16"):
         kernel.matmul(a, b.half())
     with pytest.raises(TypeError, match="matmul: a and b must be float16 or float32, got torch.float64"):
@@ -143,13 +155,15 @@ def check_errors_name_the_problem(kernel):
     with pytest.raises(TypeError, match="matmul: a must be a Tensor, got int"):
         kernel.matmul(3, b)
     where = device(kernel)
-    with pytest.raises(ValueError, match=f"matmul: the kernel runs on {where} here .* but b is on meta"):
+    how = "interpreted" if where == "cpu" else "compiled"
+    with pytest.raises(ValueError,
+                       match=rf"matmul: the kernel runs on {where} here \({how} by Triton\), but b is on meta"):
         kernel.matmul(a, b.to("meta"))
 
 
 # the cheapest first: a learner's run (and a mutant's) stops at the first failure, and the interpreter is slow
-CHECKS = [check_interpreter_without_cuda, check_errors_name_the_problem, check_gpu_configs, check_tile_order, check_strides, check_empty,
-          check_values, check_float16_sums_in_float32]
+CHECKS = [check_interpreter_without_cuda, check_errors_name_the_problem, check_gpu_configs, check_tile_order,
+          check_strides, check_empty, check_values, check_float16_sums_in_float32]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
