@@ -1,4 +1,4 @@
-"""m3-deep-3 experiment: the table of every hand-written kernel (kernel_registry.KERNELS: a41-a47's, m3-deep-1's and
+"""m3-deep-3 experiment: the table of every hand-written kernel (kernel_registry.KERNELS: a41-a47's, a49's, m3-deep-1's and
 m3-deep-2's, and m4-deep-2's Triton matmul where there is a GPU) against its native PyTorch op, on the CPU and, where
 there is a GPU, on CUDA: each row checked, then timed in this process on the run's threads. benchmark.csv (beside
 bench.json: times are not artifacts) and bench.json's `table` hold the rows; plots/ratios.png draws ours / native on

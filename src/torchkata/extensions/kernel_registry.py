@@ -1,5 +1,5 @@
 """Every hand-written kernel of the curriculum beside the native PyTorch op it stands in for: what m3-deep-3
-benchmarks, one entry a kernel. Adding a kernel (a48's NeRF accumulation, a49's splatting rasterizer) is one more
+benchmarks, one entry a kernel. Adding a kernel (a48's NeRF accumulation) is one more
 entry in KERNELS, and its extension one more input of m3-deep-3 in catalog.yaml (a test holds the two together).
 
 An entry says how to make the inputs at a size (on the CPU, from the run's generator; the harness moves them to the
@@ -23,6 +23,8 @@ from torchkata.extensions.knn import knn
 from torchkata.extensions.layernorm_dropout import keep_mask, layernorm_dropout
 from torchkata.extensions.matmul import matmul
 from torchkata.extensions.relu import relu
+from torchkata.extensions.splat import rasterize, rasterize_dense
+from torchkata.extensions.splat_cases import random_gaussians
 from torchkata.extensions.tree_reduce import shared_tree_sum
 from torchkata.extensions.warp_reduce import warp_sum
 
@@ -129,6 +131,14 @@ def layernorm_under_kernel_mask(x: Tensor, weight: Tensor, bias: Tensor) -> Tens
     return F.layer_norm(x, (x.shape[-1],), weight, bias) * mask / (1 - DROP_P)
 
 
+SPLAT_SIDE, SPLAT_CHANNELS = 64, 3
+
+
+def gaussians_2d(n: int, g: torch.Generator) -> tuple:
+    """n random 2-D gaussians in depth order (a49's cases) and the side of the square image they are drawn on."""
+    return *random_gaussians(n, SPLAT_SIDE, SPLAT_SIDE, SPLAT_CHANNELS, torch.float32, g), SPLAT_SIDE, SPLAT_SIDE
+
+
 def triton_matmul(a: Tensor, b: Tensor) -> Tensor:
     # imported at the first call: triton's import costs a second, and on a CPU the kernel is never called
     from torchkata.extensions.triton_matmul import matmul as triton_kernel
@@ -161,6 +171,11 @@ KERNELS = [
     Kernel("layernorm_dropout", "layernorm_dropout", fused_layernorm_dropout, eager_layernorm_dropout, rows_of_width,
            f"width ({NORM_ROWS} rows, p={DROP_P})", {"smoke": (64,), "cpu": (256, 1024), "cuda": (1024, 4096)},
            expected=layernorm_under_kernel_mask, backward=True, tolerance=2e-5),
+    # a49's rasterizer against the same rules in plain PyTorch (no native op draws gaussians); a49's float32 tolerance
+    # of the gradients, which sum over every pixel a gaussian touches
+    Kernel("splat", "splat", rasterize, rasterize_dense, gaussians_2d,
+           f"gaussians ({SPLAT_SIDE} x {SPLAT_SIDE} image, {SPLAT_CHANNELS} channels)",
+           {"smoke": (16,), "cpu": (32, 128), "cuda": (1024, 4096)}, backward=True, tolerance=2e-4),
     # float16 products summed in float32 by both, each rounded to float16 once: a unit in the last place apart
     Kernel("triton_matmul", None, triton_matmul, torch.matmul, square_matrices(torch.float16), "n (n x n @ n x n)",
            SQUARE, tolerance=5e-3, flops=product_flops, skip={"cpu": INTERPRETED}),
