@@ -39,14 +39,15 @@ def speed_sweep(ctx: RunContext, sizes: list[int], make: Callable[[int, torch.de
     sweep = {}
     for size in sizes:
         args = make(size, device)
-        timing = compare(lambda: _synced(ours, args, device), lambda: _synced(native, args, device),
+        timing = compare(lambda: synced(ours, args, device), lambda: synced(native, args, device),
                          min_run_time=ctx.params["bench_seconds"])
         gigabytes = bytes_moved(size) / 1e9
         sweep[size] = timing | {"impl_gb_s": gigabytes / timing["impl_s"], "native_gb_s": gigabytes / timing["native_s"]}
     return sweep
 
 
-def _synced(fn: Callable, args: tuple, device: torch.device):
+def synced(fn: Callable, args: tuple, device: torch.device):
+    """fn(*args), returning once the device has finished it."""
     out = fn(*args)
     if device.type == "cuda":
         torch.cuda.synchronize(device)  # a CUDA launch returns before the kernel ends
