@@ -51,14 +51,6 @@ def kernels(impl, library_path: str):
             lambda *args: impl.composite(*args, library_path=library_path))
 
 
-def random_samples(g: torch.Generator, rays: int, count: int, channels: int, dtype) -> list[torch.Tensor]:
-    """sigma [R, S] (about a fifth 0, the rest up to ~10), rgb [R, S, C], deltas and increasing t [R, S]."""
-    sigma = torch.nn.functional.relu(torch.randn(rays, count, generator=g, dtype=dtype) + 0.8) * 3
-    rgb = torch.rand(rays, count, channels, generator=g, dtype=dtype)
-    deltas = torch.rand(rays, count, generator=g, dtype=dtype) * 0.2 + 0.01
-    return [sigma, rgb, deltas, NEAR + deltas.cumsum(1)]
-
-
 def outputs_and_grads(composite, inputs, weights):
     """([colour, depth, opacity], d/d [sigma, rgb, deltas, t]) of sum(colour w_c + depth w_d + opacity w_o)."""
     inputs = [x.clone().requires_grad_() for x in inputs]
@@ -81,7 +73,7 @@ def check_against_torch(ctx: RunContext, impl, library_path: str, targets: list[
     cases = FIXED + [tuple(c) for c in random.tolist()]
     for trial, (rays, count, channels) in enumerate(cases):
         dtype = (torch.float64, torch.float32)[trial % 2]
-        inputs = random_samples(g, rays, count, channels, dtype)
+        inputs = tiny_nerf.random_samples(g, rays, count, channels, dtype, NEAR)
         weights = [torch.randn(shape, generator=g, dtype=torch.float64) for shape in ((rays, channels), (rays,),
                                                                                      (rays,))]
         expected = outputs_and_grads(tiny_nerf.composite_torch, [x.double() for x in inputs], weights)
@@ -113,7 +105,7 @@ def speed(ctx: RunContext, impl, library_path: str, device: torch.device) -> dic
     gradients), and the march, float32, at the scale's [rays, samples]."""
     rays, count = ctx.params["bench"]
     march, composite = kernels(impl, library_path)
-    inputs = [x.to(device) for x in random_samples(ctx.generator, rays, count, 3, torch.float32)]
+    inputs = [x.to(device) for x in tiny_nerf.random_samples(ctx.generator, rays, count, 3, torch.float32, NEAR)]
     leaves = [x.clone().requires_grad_() for x in inputs]
     rays_in = [torch.randn(rays, 3).to(device), torch.randn(rays, 3).to(device), torch.rand(rays, count).to(device)]
 

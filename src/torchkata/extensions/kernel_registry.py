@@ -1,6 +1,5 @@
 """Every hand-written kernel of the curriculum beside the native PyTorch op it stands in for: what m3-deep-3
-benchmarks, one entry a kernel. Adding a kernel (a48's NeRF accumulation) is one more
-entry in KERNELS, and its extension one more input of m3-deep-3 in catalog.yaml (a test holds the two together).
+benchmarks, one entry a kernel. Adding a kernel is one more entry in KERNELS, and its extension one more input of m3-deep-3 in catalog.yaml (a test holds the two together).
 
 An entry says how to make the inputs at a size (on the CPU, from the run's generator; the harness moves them to the
 device), how to call ours (with its built library: `library_path=`) and the native op on them, and, where the native
@@ -22,11 +21,13 @@ from torchkata.extensions.grid_sample import grid_sample
 from torchkata.extensions.knn import knn
 from torchkata.extensions.layernorm_dropout import keep_mask, layernorm_dropout
 from torchkata.extensions.matmul import matmul
+from torchkata.extensions.nerf import composite
 from torchkata.extensions.relu import relu
 from torchkata.extensions.splat import rasterize, rasterize_dense
 from torchkata.extensions.splat_cases import random_gaussians
 from torchkata.extensions.tree_reduce import shared_tree_sum
 from torchkata.extensions.warp_reduce import warp_sum
+from torchkata.vision.tiny_nerf import composite_torch, random_samples
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,14 @@ def gaussians_2d(n: int, g: torch.Generator) -> tuple:
     return *random_gaussians(n, SPLAT_SIDE, SPLAT_SIDE, SPLAT_CHANNELS, torch.float32, g), SPLAT_SIDE, SPLAT_SIDE
 
 
+NERF_SAMPLES = 64
+
+
+def samples_along_rays(n: int, g: torch.Generator) -> tuple:
+    """n rays of 64 samples each (a48's cases): densities, colours, gaps and depths, float32."""
+    return tuple(random_samples(g, n, NERF_SAMPLES, 3, torch.float32, near=2.0))
+
+
 def triton_matmul(a: Tensor, b: Tensor) -> Tensor:
     # imported at the first call: triton's import costs a second, and on a CPU the kernel is never called
     from torchkata.extensions.triton_matmul import matmul as triton_kernel
@@ -176,6 +185,11 @@ KERNELS = [
     Kernel("splat", "splat", rasterize, rasterize_dense, gaussians_2d,
            f"gaussians ({SPLAT_SIDE} x {SPLAT_SIDE} image, {SPLAT_CHANNELS} channels)",
            {"smoke": (16,), "cpu": (32, 128), "cuda": (1024, 4096)}, backward=True, tolerance=2e-4),
+    # a48's volume-rendering accumulation against the same sum in plain PyTorch; judged by its colours and their
+    # gradients (sums over a ray's samples, in another order)
+    Kernel("nerf_composite", "nerf", composite, composite_torch, samples_along_rays,
+           f"rays ({NERF_SAMPLES} samples, 3 channels)", {"smoke": (64,), "cpu": (512, 4096), "cuda": (4096, 65536)},
+           backward=True, tolerance=2e-5),
     # float16 products summed in float32 by both, each rounded to float16 once: a unit in the last place apart
     Kernel("triton_matmul", None, triton_matmul, torch.matmul, square_matrices(torch.float16), "n (n x n @ n x n)",
            SQUARE, tolerance=5e-3, flops=product_flops, skip={"cpu": INTERPRETED}),
