@@ -167,7 +167,12 @@ def check_matches_eager(graphs):
             torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
     strided = torch.randn(4, 6, generator=g).t()  # (6, 4), not contiguous
     torch.testing.assert_close(graphed(strided), eager(model, strided.contiguous()), rtol=1e-5, atol=1e-6)
-    assert graphs.GraphedInference(model, torch.zeros(1, 4))(torch.ones(1, 4)).shape == (1, 3), "default: batch 1"
+    assert graphs.GraphedInference(model, torch.zeros(1, 4)).batch_sizes == [1], "default: batch 1 only"
+    doubling = graphs.GraphedInference(lambda x: x * 2, torch.zeros(5), [2, 3])  # samples of no dimension
+    assert torch.equal(doubling(torch.tensor([1.0, 4.0])), torch.tensor([2.0, 8.0]))
+    with torch.device("meta"):  # any device that is not CUDA: the stand-in graph
+        on_meta = graphs.GraphedInference(model.to("meta"), torch.zeros(1, 4), [2])
+        assert on_meta(torch.zeros(2, 4)).shape == (2, 3)
 
 
 def check_each_request_copied_in(graphs):
@@ -226,11 +231,15 @@ def check_bad_input(graphs):
     message = r"GraphedInference: captured for inputs of shape \(batch, 4\), torch.float32 on cpu; got "
     for x, got in ((torch.zeros(2, 5), r"\(2, 5\), torch.float32 on cpu"),
                    (torch.zeros(2, 4, 1), r"\(2, 4, 1\), torch.float32 on cpu"),
+                   (torch.zeros(2, 3), r"\(2, 3\), torch.float32 on cpu"),
                    (torch.zeros(()), r"\(\), torch.float32 on cpu"),
                    (torch.zeros(2, 4, dtype=torch.float64), r"\(2, 4\), torch.float64 on cpu"),
                    (torch.zeros(2, 4, device="meta"), r"\(2, 4\), torch.float32 on meta")):
         with pytest.raises(ValueError, match=message + got):
             graphed(x)
+    scalars = graphs.GraphedInference(lambda x: x + 1, torch.zeros(2), [2])
+    with pytest.raises(ValueError, match=r"captured for inputs of shape \(batch, \), torch.float32 on cpu; got \(\)"):
+        scalars(torch.zeros(()))
     with pytest.raises(ValueError, match=r"GraphedInference: batch of 3 is larger than every captured size \[1, 2\]"):
         graphed(torch.zeros(3, 4))
     for sizes in ([], [0], [2, -1], [2.0], [True]):

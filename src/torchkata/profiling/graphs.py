@@ -106,7 +106,6 @@ class RecordedGraph:
 
     def __init__(self):
         self.calls: list[tuple] | None = None
-        self.slots = 0
         self.held: list[tuple[int, weakref.ref]] = []  # the captured tensors still alive after the capture
 
     @contextlib.contextmanager
@@ -153,10 +152,7 @@ class CudaGraph:
 @contextlib.contextmanager
 def side_stream(device: torch.device):
     """Run the block on a fresh CUDA stream ordered after the current one and before what follows (CUDA's advice
-    for the warm-up before a capture); on a CPU, as it is."""
-    if device.type != "cuda":
-        yield
-        return
+    for the warm-up before a capture)."""
     side, current = torch.cuda.Stream(device), torch.cuda.current_stream(device)
     side.wait_stream(current)
     with torch.cuda.stream(side):
@@ -182,15 +178,16 @@ class GraphedInference:
             raise ValueError("GraphedInference: example must have a batch dimension, got a 0-d tensor")
         self.sample_shape, self.dtype, self.device = example.shape[1:], example.dtype, example.device
         self.clone = clone
-        pool = torch.cuda.graph_pool_handle() if self.device.type == "cuda" else None
+        on_cuda = self.device.type == "cuda"
+        pool = torch.cuda.graph_pool_handle() if on_cuda else None
         self.graphs: dict[int, tuple[Tensor, Tensor, object]] = {}
         for size in sizes:
             static_input = torch.zeros((size, *self.sample_shape), dtype=self.dtype, device=self.device)
             with torch.inference_mode():
-                with side_stream(self.device):
+                with side_stream(self.device) if on_cuda else contextlib.nullcontext():
                     for _ in range(warmup):
                         model(static_input)
-                graph = CudaGraph(pool) if self.device.type == "cuda" else RecordedGraph()
+                graph = CudaGraph(pool) if on_cuda else RecordedGraph()
                 with graph.capture():
                     static_output = model(static_input)
             self.graphs[size] = (static_input, static_output, graph)
