@@ -88,14 +88,28 @@ def check_events(streams):
             end = streams.Event()
             assert stream.record_event(end) is end
             assert not end.query(), "reached before the work launched before it was done"
-            with pytest.raises(RuntimeError, match="Event.elapsed_time: both events must be recorded and reached"):
-                start.elapsed_time(end)
+            start.synchronize()
+            for first, second in ((start, end), (end, start)):
+                with pytest.raises(RuntimeError, match="Event.elapsed_time: both events must be recorded and "
+                                                       "reached"):
+                    first.elapsed_time(second)
         finally:
             gate.set()
         end.synchronize()
         assert end.query() and start.query()
         elapsed = start.elapsed_time(end)
         assert 25 <= elapsed < 10_000, f"elapsed_time {elapsed}: milliseconds over a 30 ms sleep"
+        stamps = []
+        stream.launch(lambda: stamps.append(time.perf_counter()))
+        first = stream.record_event()
+        stream.launch(lambda: stamps.append(time.perf_counter()))
+        stream.launch(time.sleep, 0.05)
+        stream.launch(lambda: stamps.append(time.perf_counter()))
+        last = stream.record_event()
+        stream.launch(lambda: stamps.append(time.perf_counter()))
+        stream.synchronize()
+        between = first.elapsed_time(last)
+        assert 1000 * (stamps[2] - stamps[1]) <= between <= 1000 * (stamps[3] - stamps[0]), "not the ms between"
         assert end.elapsed_time(start) == pytest.approx(-elapsed)
         with pytest.raises(RuntimeError, match="Event.elapsed_time: both events must be recorded and reached"):
             never.elapsed_time(end)
@@ -155,13 +169,22 @@ def check_errors_are_sticky_and_named(streams):
     def bad():
         raise ValueError("bad chunk 3")
 
-    with streams.Stream("copy") as copy_stream:
+    gate = threading.Event()
+    with streams.Stream("copy") as copy_stream, streams.Stream("other") as other:
         copy_stream.launch(bad)
         copy_stream.launch(ran.append, "after")
         done = copy_stream.record_event()
         # the failed stream's events are still reached: no other stream waits on it forever
         assert wait_for(done.query), "an event recorded after the error was never reached"
         assert ran == [], "work after the error ran"
+        try:  # and its waits are still kept: the order of its events holds
+            other.launch(gated(gate))
+            copy_stream.wait_event(other.record_event())
+            after_wait = copy_stream.record_event()
+            assert not wait_for(after_wait.query, timeout=0.1), "a failed stream's wait was skipped"
+        finally:
+            gate.set()
+        assert wait_for(after_wait.query)
         for _ in range(2):
             with pytest.raises(RuntimeError, match="Stream 'copy': launched work failed: ValueError: bad chunk 3"):
                 copy_stream.synchronize()
@@ -195,10 +218,12 @@ def check_bad_arguments(streams):
         stream.synchronize()
     with pytest.raises(ValueError, match="pipeline: needs at least one slot"):
         run(streams, chunks_of(2), slots=0)
-    bad = chunks_of(3)
-    bad[2] = torch.zeros(2, 4)
-    with pytest.raises(ValueError, match=r"pipeline: chunk 2 has shape \(2, 4\), its slot \(3, 4\)"):
-        run(streams, bad)
+    for shape in ((2, 4), (4, 4), (3, 4, 1)):
+        bad = chunks_of(3)
+        bad[2] = torch.zeros(shape)
+        got = ", ".join(map(str, shape))
+        with pytest.raises(ValueError, match=rf"pipeline: chunk 2 has shape \({got}\), its slot \(3, 4\)"):
+            run(streams, bad)
     with pytest.raises(ValueError, match="utilization: the timeline has no chunks"):
         streams.utilization([])
     with pytest.raises(ValueError, match="makespan_bound: chunks must be at least 1, got 0"):
@@ -273,10 +298,10 @@ def check_overlap(streams):
 
 def check_utilization_and_bounds(streams):
     Span = streams.Span
-    timeline = [Span(0.0, 2.0, 2.0, 5.0), Span(2.0, 4.0, 5.0, 8.0), Span(5.0, 7.0, 8.0, 12.0)]
+    timeline = [Span(0.0, 2.0, 2.0, 5.0), Span(2.0, 4.0, 5.0, 8.0), Span(5.0, 8.0, 8.0, 12.0)]
     stats = streams.utilization(timeline)
-    assert stats == pytest.approx({"makespan_ms": 12.0, "copy_ms": 2.0, "compute_ms": 10 / 3,
-                                   "copy_utilization": 0.5, "compute_utilization": 10 / 12})
+    assert stats == pytest.approx({"makespan_ms": 12.0, "copy_ms": 7 / 3, "compute_ms": 10 / 3,
+                                   "copy_utilization": 7 / 12, "compute_utilization": 10 / 12})
     assert streams.utilization([Span(1.0, 3.0, 4.0, 8.0)])["compute_utilization"] == 0.5
     assert streams.makespan_bound(2.0, 3.0, 4, False) == 20.0
     assert streams.makespan_bound(2.0, 3.0, 4, True) == 2.0 + 3 * 3.0 + 3.0

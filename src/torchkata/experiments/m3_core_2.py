@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import statistics
 import time
 
@@ -24,7 +25,7 @@ from torchkata.pipeline.runner import RunContext
 
 SCALES = {
     "smoke": {"chunks": 4, "rows": 64, "width": 128, "hidden": 256, "ratios": [1.0], "cuda_rows": 1024},
-    "default": {"chunks": 16, "rows": 256, "width": 512, "hidden": 1024, "ratios": [0.25, 0.5, 1.0, 2.0],
+    "default": {"chunks": 12, "rows": 256, "width": 512, "hidden": 1024, "ratios": [0.25, 0.5, 1.0, 2.0],
                 "cuda_rows": 8192},
     "full": {"chunks": 32, "rows": 512, "width": 1024, "hidden": 2048, "ratios": [0.125, 0.25, 0.5, 1.0, 2.0, 4.0],
              "cuda_rows": 16384},
@@ -40,13 +41,15 @@ def run(ctx: RunContext) -> None:
     chunks = [torch.randn(p["rows"], p["width"], generator=g) for _ in range(p["chunks"])]
     compute = functools.partial(mlp, weights)
     expected = [compute(chunk) for chunk in chunks]  # eager, no streams
-    compute_ms = median_ms(lambda: compute(chunks[0]))
 
     results, mismatched, raw, war = {}, 0, 0, 0
     with impl.Stream("copy") as copy_stream, impl.Stream("compute") as compute_stream:
         for stream in (copy_stream, compute_stream):  # a thread's first op pays for its setup (~0.1 s): not timed
             stream.launch(compute, chunks[0])
             stream.synchronize()
+        # the compute per chunk where it runs, on the compute stream, to set the copies' times from
+        _, timeline = run_schedule(impl, "serial", chunks, link_copy(0.0), compute, copy_stream, compute_stream)
+        compute_ms = statistics.median(s.compute_end - s.compute_start for s in timeline)
         for ratio in p["ratios"]:
             copy = link_copy(ratio * compute_ms / 1000)
             results[ratio] = {}
@@ -89,16 +92,6 @@ def mlp(weights: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return torch.relu(x @ w1) @ w2
 
 
-def median_ms(fn, repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
-
-
 def link_copy(link_s: float):
     """A host-to-device copy's stand-in: the memcpy, then the rest of `link_s` held (the link's transfer time)."""
     def copy(slot: torch.Tensor, chunk: torch.Tensor) -> None:
@@ -120,10 +113,10 @@ def run_schedule(impl, schedule: str, chunks, copy, compute, copy_stream, comput
 def prefetched(impl, chunks, copy, compute):
     """m3-core-1's Prefetcher: its producer thread does the copies, the consumer (this thread) the compute."""
     copies, outputs, computes = [], [], []
-    origin = time.perf_counter()
 
     def copied():
         slot = torch.empty_like(chunks[0])
+        slot.copy_(chunks[0])  # a thread's first op pays for its setup (~0.1 s): before the timeline starts
         for chunk in chunks:
             start = time.perf_counter()
             copy(slot, chunk)
@@ -134,6 +127,7 @@ def prefetched(impl, chunks, copy, compute):
         start = time.perf_counter()
         outputs.append(compute(x))
         computes.append((start, time.perf_counter()))
+    origin = copies[0][0]
     return outputs, [impl.Span(*(1000 * (t - origin) for t in (*a, *b))) for a, b in zip(copies, computes)]
 
 
@@ -193,21 +187,23 @@ def plot_timelines(ctx: RunContext, by_schedule: dict) -> None:
 
 
 def plot_utilization(ctx: RunContext, results: dict) -> None:
-    """The compute engine's utilization over the copy/compute ratio: measured, and the bounds."""
-    ratios = list(results)
+    """The compute engine's utilization over the copy/compute ratio each run measured, and the bounds."""
     fig = ctx.figure(figsize=(7, 4))
     ax = fig.subplots()
     for i, schedule in enumerate(SCHEDULES):
-        ax.plot(ratios, [results[r][schedule][0]["compute_utilization"] for r in ratios], "o-", color=f"C{i}",
-                label=f"{schedule} (measured)")
+        runs = sorted((r["copy_ms"] / r["compute_ms"], r["compute_utilization"]) for r in
+                      (by_schedule[schedule][0] for by_schedule in results.values()))
+        ax.plot(*zip(*runs), "o-", color=f"C{i}", label=f"{schedule} (measured)")
     chunks = ctx.params["chunks"]
+    ratios = [min(results) / 2 * 1.05**i for i in range(int(math.log(8 * max(results) / min(results), 1.05)))]
     for overlapped, style in ((False, ":"), (True, "--")):
         ax.plot(ratios, [chunks / ctx.impl.makespan_bound(r, 1.0, chunks, overlapped) for r in ratios], style,
                 color="grey", label=f"bound, {'overlapped' if overlapped else 'serial'}")
-    ax.set(xscale="log", ylim=(0, 1.05), xlabel="copy time / compute time per chunk",
+    ax.set(xscale="log", ylim=(0, 1.05), xlabel="copy time / compute time per chunk (measured)",
            ylabel="compute busy / wall time", title=f"compute utilization, {chunks} chunks")
     ax.minorticks_off()
-    ax.set_xticks(ratios, [f"{r:g}" for r in ratios])
+    ticks = [2.0**k for k in range(-3, 4)]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ctx.save_figure(fig, "utilization")

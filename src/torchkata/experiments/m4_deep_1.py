@@ -22,11 +22,14 @@ from torch import nn
 from torchkata.pipeline.runner import RunContext
 
 SCALES = {
-    "smoke": {"width": 64, "depth": 2, "batch_sizes": [1, 8], "requests": 20},
-    "default": {"width": 64, "depth": 8, "batch_sizes": [1, 4, 16, 64, 256], "requests": 300},
-    "full": {"width": 128, "depth": 12, "batch_sizes": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], "requests": 2000},
+    "smoke": {"width": 64, "depth": 2, "batch_sizes": [1, 8], "requests": 20, "seconds_per_batch": 0.3},
+    "default": {"width": 64, "depth": 8, "batch_sizes": [1, 4, 16, 64, 256], "requests": 300,
+                "seconds_per_batch": 1.5},
+    "full": {"width": 128, "depth": 12, "batch_sizes": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], "requests": 2000,
+             "seconds_per_batch": 30.0},
 }
 WARMUP_REQUESTS = 10
+MIN_REQUESTS = 20  # timed per form and batch size, however long they take
 
 
 class Block(nn.Module):
@@ -73,7 +76,7 @@ def run(ctx: RunContext) -> None:
             expected = model(x)
             mismatched += not torch.equal(out, expected)
             script_error = max(script_error, (scripted(x) - expected).abs().max().item())
-        by_batch[batch] = latencies(modes, x, p["requests"])
+        by_batch[batch] = latencies(modes, x, p["requests"], p["seconds_per_batch"])
     padded = pad_check(model, graphed, p)
 
     ctx.metrics.update(
@@ -83,8 +86,7 @@ def run(ctx: RunContext) -> None:
         recorded_calls=len(graphed.graphs[min(p["batch_sizes"])][2].calls),
         modules=sum(1 for _ in model.modules()),
         # the forward's Python runs at warm-up and capture (4 per batch size), never for a graphed request
-        forwards_at_capture=captured_forwards, forwards_during_graphed_requests=replayed_forwards,
-        requests=p["requests"])
+        forwards_at_capture=captured_forwards, forwards_during_graphed_requests=replayed_forwards)
     smallest = min(p["batch_sizes"])
     ctx.bench.update(
         threads=torch.get_num_threads(), capture_s=capture_s, torchscript_s=script_s,
@@ -111,18 +113,23 @@ def count_forwards(model: nn.Module) -> list[int]:
     return counter
 
 
-def latencies(modes: dict, x: torch.Tensor, requests: int) -> dict:
-    """Each mode's latency per request in microseconds, median and 99th percentile; the modes take turns, so that
-    a slow spell of a shared machine falls on all of them."""
+def latencies(modes: dict, x: torch.Tensor, requests: int, seconds: float) -> dict:
+    """Each mode's latency per request in microseconds, median and 99th percentile, over `requests` requests or
+    what fits in `seconds` (at least MIN_REQUESTS); the modes take turns, so that a slow spell of a shared machine
+    falls on all of them."""
     times = {name: [] for name in modes}
     with torch.inference_mode():
         for request in range(WARMUP_REQUESTS + requests):
+            if request == WARMUP_REQUESTS:
+                deadline = time.perf_counter() + seconds
+            elif request > WARMUP_REQUESTS + MIN_REQUESTS and time.perf_counter() > deadline:
+                break
             for name, fn in modes.items():
                 start = time.perf_counter()
                 fn(x)
-                if request >= WARMUP_REQUESTS:
-                    times[name].append(time.perf_counter() - start)
-    return {name: {"p50_us": 1e6 * percentile(t, 0.5), "p99_us": 1e6 * percentile(t, 0.99)}
+                times[name].append(time.perf_counter() - start)
+    return {name: {"p50_us": 1e6 * percentile(t[WARMUP_REQUESTS:], 0.5),
+                   "p99_us": 1e6 * percentile(t[WARMUP_REQUESTS:], 0.99), "requests": len(t) - WARMUP_REQUESTS}
             for name, t in times.items()}
 
 
@@ -159,7 +166,8 @@ def cuda_half(impl, model: nn.Module, p: dict, g: torch.Generator) -> dict:
         x = torch.randn(batch, p["width"], generator=g).cuda()
         with torch.inference_mode():
             diff = (graphed(x) - model(x)).abs().max().item()
-        stats = latencies({"eager": synced(model), "cuda graph": synced(graphed)}, x, p["requests"])
+        stats = latencies({"eager": synced(model), "cuda graph": synced(graphed)}, x, p["requests"],
+                          p["seconds_per_batch"])
         out["by_batch"][str(batch)] = stats | {"max_abs_diff": diff, "graph_over_eager_p50":
                                                stats["cuda graph"]["p50_us"] / stats["eager"]["p50_us"]}
     return out
@@ -175,7 +183,8 @@ def plot(ctx: RunContext, by_batch: dict) -> None:
     for i, mode in enumerate(modes):
         p50 = [by_batch[b][mode]["p50_us"] for b in batches]
         p99 = [by_batch[b][mode]["p99_us"] for b in batches]
-        left.errorbar(batches, p50, yerr=[[0] * len(p50), [hi - lo for hi, lo in zip(p99, p50)]], fmt="o-",
+        shifted = [b * 1.08**i for b in batches]  # side by side, so that the bars do not hide each other
+        left.errorbar(shifted, p50, yerr=[[0] * len(p50), [hi - lo for hi, lo in zip(p99, p50)]], fmt="o-",
                       color=f"C{i}", capsize=3, label=mode)
         if mode != "eager":
             right.plot(batches, [by_batch[b][mode]["p50_us"] / by_batch[b]["eager"]["p50_us"] for b in batches],

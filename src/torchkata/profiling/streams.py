@@ -32,11 +32,10 @@ from torch import Tensor
 
 
 class Mark:
-    """One record of an event: reached when its stream gets to it, and when."""
+    """One record of an event: reached when its stream gets to it, and when (`time`, set as it is reached)."""
 
     def __init__(self):
         self.reached = threading.Event()
-        self.time = 0.0
 
     def reach(self) -> None:
         self.time = time.perf_counter()  # before set(): whoever sees it reached sees its time
@@ -168,7 +167,7 @@ def pipeline(chunks: Sequence[Tensor], copy: Callable[[Tensor, Tensor], object],
     """Each chunk copied into a slot (`copy(slot, chunk)`) on `copy_stream`, then `compute(slot)` on
     `compute_stream`, the slots used in turn. Returns the outputs in order and each chunk's Span. `event` makes
     the streams' events (torch.cuda.Event with timing on a GPU). The same stream for both: the serial schedule."""
-    if len(slots) == 0:
+    if not slots:
         raise ValueError("pipeline: needs at least one slot to copy the chunks into")
     for i, chunk in enumerate(chunks):
         slot = slots[i % len(slots)]
