@@ -24,7 +24,7 @@ from torchkata.pipeline.runner import RunContext
 SCALES = {
     "smoke": {"width": 64, "depth": 2, "batch_sizes": [1, 8], "requests": 20, "seconds_per_batch": 0.3},
     "default": {"width": 64, "depth": 8, "batch_sizes": [1, 4, 16, 64, 256], "requests": 300,
-                "seconds_per_batch": 1.5},
+                "seconds_per_batch": 1.0},
     "full": {"width": 128, "depth": 12, "batch_sizes": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], "requests": 2000,
              "seconds_per_batch": 30.0},
 }
