@@ -24,14 +24,12 @@ from torchkata.pipeline.runner import RunContext
 SCALES = {
     "smoke": {"width": 64, "depth": 2, "batch_sizes": [1, 8], "requests": 20, "seconds_per_batch": 0.3},
     "default": {"width": 64, "depth": 8, "batch_sizes": [1, 4, 16, 64, 256], "requests": 300,
-                "seconds_per_batch": 1.0},
+                "seconds_per_batch": 1.5},
     "full": {"width": 128, "depth": 12, "batch_sizes": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], "requests": 2000,
              "seconds_per_batch": 30.0},
 }
-WARMUP_REQUESTS = 3
-# timed per form and batch size however long they take: few, since on a shared machine one request of a 2-thread
-# forward has taken a second (each op's OpenMP region waiting for a core), 60 times its quiet latency
-MIN_REQUESTS = 5
+WARMUP_REQUESTS = 10
+MIN_REQUESTS = 20  # timed per form and batch size, however long they take
 
 
 class Block(nn.Module):
