@@ -11,11 +11,11 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros_like.h>
 
-#include <cmath>
 #include <tuple>
 
 #include "../common/kernel_checks.h"
 #include "../common/op_library.h"
+#include "bilinear.h"
 
 #ifdef WITH_CUDA
 #include <c10/cuda/CUDAException.h>
@@ -33,39 +33,9 @@ void launch_grid_sample_backward(const T* grad_output, const T* input, const T* 
 
 namespace {
 
+namespace bilinear = torchkata_bilinear;
+
 constexpr int64_t kGrainPoints = 1 << 12;  // grid points x channels below which one thread does the work
-
-// One grid point's pixel coordinates and its four neighbours: (x0, y0) the north-west corner, weights of the four.
-template <typename T>
-struct Corners {
-  T x, y;
-  int64_t x0, y0;
-  T w_nw, w_ne, w_sw, w_se;
-
-  // [-1, 1] to pixels: -1 and 1 are the centres of the corner pixels (align_corners) or their outer edges
-  Corners(T gx, T gy, int64_t h, int64_t w, bool align_corners) {
-    x = align_corners ? (gx + 1) / 2 * (w - 1) : ((gx + 1) * w - 1) / 2;
-    y = align_corners ? (gy + 1) / 2 * (h - 1) : ((gy + 1) * h - 1) / 2;
-    x0 = static_cast<int64_t>(std::floor(x));
-    y0 = static_cast<int64_t>(std::floor(y));
-    const T fx = x - x0, fy = y - y0;  // how far past the north-west corner
-    w_nw = (1 - fx) * (1 - fy);
-    w_ne = fx * (1 - fy);
-    w_sw = (1 - fx) * fy;
-    w_se = fx * fy;
-  }
-};
-
-// the pixel (y, x) of one channel, or 0 outside the image (padding_mode="zeros")
-template <typename T>
-inline T pixel(const T* plane, int64_t y, int64_t x, int64_t h, int64_t w) {
-  return y >= 0 && y < h && x >= 0 && x < w ? plane[y * w + x] : T(0);
-}
-
-template <typename T>
-inline void add_pixel(T* plane, int64_t y, int64_t x, int64_t h, int64_t w, T value) {
-  if (y >= 0 && y < h && x >= 0 && x < w) plane[y * w + x] += value;
-}
 
 template <typename T>
 void forward_cpu(const T* input, const T* grid, T* output, int64_t n, int64_t c, int64_t h, int64_t w, int64_t ho,
@@ -73,14 +43,7 @@ void forward_cpu(const T* input, const T* grid, T* output, int64_t n, int64_t c,
   const int64_t points = ho * wo;
   at::parallel_for(0, n * points, kGrainPoints / (c + 1) + 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t b = i / points, p = i % points;
-      const Corners<T> k(grid[2 * i], grid[2 * i + 1], h, w, align_corners);
-      for (int64_t ch = 0; ch < c; ++ch) {
-        const T* plane = input + (b * c + ch) * h * w;
-        output[(b * c + ch) * points + p] =
-            pixel(plane, k.y0, k.x0, h, w) * k.w_nw + pixel(plane, k.y0, k.x0 + 1, h, w) * k.w_ne +
-            pixel(plane, k.y0 + 1, k.x0, h, w) * k.w_sw + pixel(plane, k.y0 + 1, k.x0 + 1, h, w) * k.w_se;
-      }
+      bilinear::sample_point(input, grid, output, i, c, h, w, points, align_corners);
     }
   });
 }
@@ -92,31 +55,11 @@ template <typename T>
 void backward_cpu(const T* grad_output, const T* input, const T* grid, T* grad_input, T* grad_grid, int64_t n,
                   int64_t c, int64_t h, int64_t w, int64_t ho, int64_t wo, bool align_corners) {
   const int64_t points = ho * wo;
-  // d(pixel x)/d(grid x): (W - 1) / 2 with align_corners, W / 2 without
-  const T scale_x = align_corners ? T(w - 1) / 2 : T(w) / 2, scale_y = align_corners ? T(h - 1) / 2 : T(h) / 2;
+  const auto add = [](T* pixel, T value) { *pixel += value; };  // no other thread adds into this batch item
   at::parallel_for(0, n, kGrainPoints / (points * c + 1) + 1, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      for (int64_t p = 0; p < points; ++p) {
-        const int64_t i = b * points + p;
-        const Corners<T> k(grid[2 * i], grid[2 * i + 1], h, w, align_corners);
-        const T fx = k.x - k.x0, fy = k.y - k.y0;
-        T gx = 0, gy = 0;
-        for (int64_t ch = 0; ch < c; ++ch) {
-          const T* plane = input + (b * c + ch) * h * w;
-          T* grad_plane = grad_input + (b * c + ch) * h * w;
-          const T g = grad_output[(b * c + ch) * points + p];
-          add_pixel(grad_plane, k.y0, k.x0, h, w, g * k.w_nw);
-          add_pixel(grad_plane, k.y0, k.x0 + 1, h, w, g * k.w_ne);
-          add_pixel(grad_plane, k.y0 + 1, k.x0, h, w, g * k.w_sw);
-          add_pixel(grad_plane, k.y0 + 1, k.x0 + 1, h, w, g * k.w_se);
-          const T nw = pixel(plane, k.y0, k.x0, h, w), ne = pixel(plane, k.y0, k.x0 + 1, h, w);
-          const T sw = pixel(plane, k.y0 + 1, k.x0, h, w), se = pixel(plane, k.y0 + 1, k.x0 + 1, h, w);
-          gx += g * ((ne - nw) * (1 - fy) + (se - sw) * fy);
-          gy += g * ((sw - nw) * (1 - fx) + (se - ne) * fx);
-        }
-        grad_grid[2 * i] = gx * scale_x;
-        grad_grid[2 * i + 1] = gy * scale_y;
-      }
+    for (int64_t i = begin * points; i < end * points; ++i) {  // batch items begin..end, point by point
+      bilinear::backward_point(grad_output, input, grid, grad_input, grad_grid, i, c, h, w, points, align_corners,
+                               add);
     }
   });
 }

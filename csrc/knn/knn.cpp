@@ -17,6 +17,7 @@
 
 #include "../common/kernel_checks.h"
 #include "../common/op_library.h"
+#include "top_k.h"
 
 #ifdef WITH_CUDA
 #include <c10/cuda/CUDAException.h>
@@ -30,23 +31,11 @@ void launch_knn(const T* query, const T* reference, int64_t n, int64_t m, int64_
 
 namespace {
 
+namespace top_k = torchkata_knn;
+
 constexpr int64_t kTile = 256;        // reference points per tile: 256 x D coordinates, a few KiB in L1 for small D
 constexpr int64_t kQueryBlock = 64;   // queries that scan one tile before the next tile is copied
 constexpr int64_t kGrainPairs = 1 << 16;  // distances below which at::parallel_for keeps the work on one thread
-
-// best_d/best_i: one query's top-k so far, sorted ascending. A candidate enters where it belongs and pushes the
-// worst one out; strictly smaller only, so of two equal distances the earlier (lower) index stays ahead.
-template <typename T>
-inline void insert(T distance, int64_t index, T* best_d, int64_t* best_i, int64_t k) {
-  int64_t slot = k - 1;
-  while (slot > 0 && best_d[slot - 1] > distance) {
-    best_d[slot] = best_d[slot - 1];
-    best_i[slot] = best_i[slot - 1];
-    --slot;
-  }
-  best_d[slot] = distance;
-  best_i[slot] = index;
-}
 
 template <typename T>
 void knn_cpu(const at::Tensor& query, const at::Tensor& reference, int64_t k, at::Tensor& distances,
@@ -88,7 +77,7 @@ void knn_cpu(const at::Tensor& query, const at::Tensor& reference, int64_t k, at
           int64_t* row_i = best_i + i * k;
           for (int64_t j = 0; j < points; ++j) {
             if (tile_d[j] < row_d[k - 1]) {  // most points are farther than the current k-th: one compare each
-              insert(tile_d[j], j0 + j, row_d, row_i, k);
+              top_k::insert(tile_d[j], j0 + j, row_d, row_i, k);
             }
           }
         }

@@ -2,30 +2,21 @@
 // 128 threads walk the reference points in tiles that they first stage together in shared memory, so each reference
 // point is read from global memory once per block instead of once per query. Every thread then reads the same tile
 // element at the same time (a broadcast, no bank conflict). For D = 3 the query sits in registers; for k above 64 the
-// top-k lives in the output row itself (global memory, cached). Only cuda_runtime.h: knn.cpp checks the tensors and
-// passes raw pointers and the stream.
+// top-k lives in the output row itself (global memory, cached). Only CUDA's headers and plain ones: knn.cpp checks the
+// tensors and passes raw pointers and the stream; the top-k is top_k.h, which the CPU twin shares.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "top_k.h"
+
 namespace {
+
+namespace top_k = torchkata_knn;
 
 constexpr int kThreads = 128;             // queries per block
 constexpr int kTile = 256;                // reference points per shared-memory tile (fewer when D is large)
 constexpr int kSharedBytes = 48 * 1024;   // the shared memory a block may take without opting in
-
-// the same insertion as the CPU twin's: strictly smaller moves up, so equal distances keep the lower index first
-template <typename T>
-__device__ __forceinline__ void insert(T distance, int64_t index, T* best_d, int64_t* best_i, int64_t k) {
-  int64_t slot = k - 1;
-  while (slot > 0 && best_d[slot - 1] > distance) {
-    best_d[slot] = best_d[slot - 1];
-    best_i[slot] = best_i[slot - 1];
-    --slot;
-  }
-  best_d[slot] = distance;
-  best_i[slot] = index;
-}
 
 // kDims: D known at compile time (the query in registers), or 0 (any D, the query read from global memory).
 // kCap: the top-k in local arrays of kCap slots (k <= kCap), or 0 (any k, kept in the output row).
@@ -78,7 +69,7 @@ __global__ void __launch_bounds__(kThreads) knn_kernel(const T* __restrict__ que
           }
         }
         if (distance < best_d[k - 1]) {
-          insert(distance, j0 + j, best_d, best_i, k);
+          top_k::insert(distance, j0 + j, best_d, best_i, k);
         }
       }
     }

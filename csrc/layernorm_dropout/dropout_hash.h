@@ -10,11 +10,7 @@
 
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define TORCHKATA_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define TORCHKATA_HOST_DEVICE inline
-#endif
+#include "../common/host_device.h"
 
 namespace torchkata_dropout {
 

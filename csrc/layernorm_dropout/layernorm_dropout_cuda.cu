@@ -5,19 +5,22 @@
 // the mask, each thread hashing its own (row, column) (dropout_hash.h): no random-number state, no mask read.
 // Backward: the same block per row for grad_x, and the weight and bias gradients summed over chunks of 32 rows into
 // `partial`, then per column over the chunks in order (as the CPU twin in layernorm_dropout.cpp).
-// Only cuda_runtime.h: layernorm_dropout.cpp checks the tensors and passes raw pointers, the sizes and the stream.
+// Only CUDA's headers and plain ones: layernorm_dropout.cpp checks the tensors and passes raw pointers, the sizes
+// and the stream.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "../common/warp_fold.cuh"
 #include "dropout_hash.h"
 
 namespace {
 
 namespace hash = torchkata_dropout;
+using torchkata_cuda::kWarp;
+using torchkata_cuda::warp_fold;
 
 constexpr int kBlock = 256;      // threads of a row's block
-constexpr int kWarp = 32;
 constexpr int kChunkRows = 32;   // rows of one partial sum of the weight and bias gradients
 constexpr int kColumnBlock = 256;  // columns of a block of the column sums
 
@@ -26,15 +29,6 @@ template <typename T>
 struct Acc {
   using type = T;
 };
-
-template <typename A>
-__device__ A warp_fold(A v) {
-#pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) {
-    v += __shfl_down_sync(0xffffffffu, v, offset);
-  }
-  return v;
-}
 
 // The sum of every thread's v, returned to all threads of the block. `shared` holds kWarp values; the barrier at the
 // start lets a block call it again right after a previous call's readers are done.

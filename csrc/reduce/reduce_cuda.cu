@@ -5,28 +5,21 @@
 //   barrier), lane 0 of each warp stores its sum in shared memory, and the first warp folds those 8 the same way;
 // - m3-deep-2, a shared-memory tree: the 256 values in shared memory, halved by sequential addressing (thread t adds
 //   t + s, s = 128, 64, ..., 1), a barrier between levels, the last warp's levels by shuffles.
-// Only cuda_runtime.h: reduce.cpp checks the tensor and passes raw pointers, the sizes and the stream.
+// Only CUDA's headers and plain ones: reduce.cpp checks the tensor and passes raw pointers, the sizes and the stream.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "../common/warp_fold.cuh"
 #include "reduce_grid.h"
 
 namespace {
 
+using torchkata_cuda::kWarp;
+using torchkata_cuda::warp_fold;
 using torchkata_reduce::kBlock;
-using torchkata_reduce::kWarp;
 
-// Lane 0 ends with the sum of the warp's 32 values: at each step lane l adds lane l + offset (a lane past 31 reads
-// its own value, which only lanes that lane 0 never reads again use).
-template <typename T>
-__device__ T warp_fold(T v) {
-#pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) {
-    v += __shfl_down_sync(0xffffffffu, v, offset);
-  }
-  return v;
-}
+static_assert(torchkata_reduce::kWarp == kWarp, "the CPU twin (reduce.cpp) folds warps of the GPU's width");
 
 template <typename T>
 __device__ T grid_stride_sum(const T* x, int64_t n) {

@@ -19,6 +19,7 @@ def speed(impl_for):
 
 def check_synchronizer(impl):
     assert impl.synchronizer("cpu")() is None and impl.synchronizer(torch.device("cpu"))() is None
+    assert callable(impl.synchronizer("cuda"))  # made, not called: there may be no GPU here
     for bad in ("meta", "mps"):
         with pytest.raises(ValueError, match=f"'{bad}'"):
             impl.synchronizer(bad)
@@ -52,8 +53,9 @@ def check_measure_times_the_work(impl):
 
     seconds = impl.measure(launch, wait, min_run_time=0.02)
     assert 0.0018 < seconds < 0.02, seconds
-    with pytest.raises(ValueError, match="min_run_time"):
-        impl.measure(lambda: None, lambda: None, min_run_time=0)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="min_run_time"):
+            impl.measure(lambda: None, lambda: None, min_run_time=bad)
 
 
 def check_timed_call_results(impl):
@@ -103,10 +105,13 @@ def check_crossover(impl):
     assert impl.crossover(sizes, [1, 2, 3, 4], [0, 1, 1, 4]) is None  # a tie at the largest is no win
     assert impl.crossover(sizes, [1, 2, 3, 4], [2, 3, 4, 5]) is None
     assert impl.crossover([], [], []) is None
-    with pytest.raises(ValueError, match="one time per size"):
-        impl.crossover(sizes, [1, 2, 3], [1, 2, 3, 4])
-    with pytest.raises(ValueError, match="strictly increasing"):
-        impl.crossover([1, 4, 2], [1, 1, 1], [1, 1, 1])
+    for cpu, gpu in (([1, 2, 3], [1, 2, 3, 4]), ([1, 2, 3, 4], [1, 2, 3]), ([1, 2, 3], [1, 2, 3]),
+                     ([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]), ([1, 2, 3, 4], [1, 2, 3, 4, 5])):
+        with pytest.raises(ValueError, match="one time per size"):
+            impl.crossover(sizes, cpu, gpu)
+    for unordered in ([1, 4, 2], [1, 2, 2]):
+        with pytest.raises(ValueError, match="strictly increasing"):
+            impl.crossover(unordered, [1, 1, 1], [1, 1, 1])
 
     @settings(**QUICK)
     @given(st.lists(st.tuples(st.integers(1, 5), st.integers(1, 5)), max_size=8))
@@ -118,6 +123,14 @@ def check_crossover(impl):
     agrees_with_the_definition()
 
 
+def check_input_sizes(impl):
+    """Size n means an n x n matmul, and n*n elements for the elementwise op and the reduction."""
+    g = torch.Generator().manual_seed(0)
+    for n in (1, 3, 8):
+        shapes = {name: [tuple(x.shape) for x in make(n, g)] for name, (_, make) in impl.OPS.items()}
+        assert shapes == {"matmul": [(n, n), (n, n)], "add": [(n * n,), (n * n,)], "sum": [(n * n,)]}, shapes
+
+
 def check_sweep(impl):
     rows = impl.sweep("add", [4, 8], "cpu", True, 0.001, torch.Generator().manual_seed(0))
     assert [r["n"] for r in rows] == [4, 8]
@@ -127,12 +140,21 @@ def check_sweep(impl):
 
 
 CHECKS = [check_synchronizer, check_measure_warms_up_and_waits_for_the_device, check_measure_times_the_work,
-          check_timed_call_results, check_timed_call_copies, check_crossover, check_sweep]
+          check_timed_call_results, check_timed_call_copies, check_crossover, check_input_sizes, check_sweep]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 def test_device_speed(speed, check):
     check(speed)
+
+
+def test_sweep_reports_a_wrong_result(speed, monkeypatch):
+    """A device that returns zeros is off by the largest |result|: the error is result against the CPU's op."""
+    monkeypatch.setattr(speed, "timed_call", lambda op, inputs, device, copies: lambda: torch.zeros(3, 3))
+    (row,) = speed.sweep("matmul", [3], "cpu", False, 0.001, torch.Generator().manual_seed(0))
+    op, make = speed.OPS["matmul"]
+    expected = op(*make(3, torch.Generator().manual_seed(0))).double().abs().max().item()
+    assert expected > 0 and row["max_abs_error"] == expected, (row, expected)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the GPU half runs where there is one")

@@ -22,11 +22,16 @@ REDUCTIONS = ("none", "mean", "sum")
 
 
 def log_softmax_rows(logits: Tensor) -> Tensor:
-    shifted = logits - logits.amax(1, keepdim=True)  # our own temporary: the result is written into it
-    # Σ exp per row, a block of rows at a time (a01's row_blocks): each block's exponentials are summed while they
-    # are still in cache, and no full-size tensor of exponentials is ever made
-    sums = torch.cat([block.exp().sum(1, keepdim=True) for block in row_blocks(shifted, 1)])
-    return shifted.sub_(sums.log_())
+    if torch.is_grad_enabled():  # a double backward: out of place, so autograd can follow it
+        shifted = logits - logits.amax(1, keepdim=True)
+        return shifted - shifted.exp().sum(1, keepdim=True).log()
+    out = torch.empty_like(logits)
+    # a block of rows at a time (a01's row_blocks): the max, the shift, Σ exp and the log are all done while the block
+    # is in cache, so the logits are read from memory once and the result written once
+    for block, dest in zip(row_blocks(logits, 1), row_blocks(out, 1)):
+        torch.sub(block, block.amax(1, keepdim=True), out=dest)
+        dest.sub_(dest.exp().sum(1, keepdim=True).log_())
+    return out
 
 
 class CrossEntropyFunction(torch.autograd.Function):
