@@ -24,12 +24,12 @@ from torchkata.pipeline.runner import RunContext
 SCALES = {
     "smoke": {"width": 64, "depth": 2, "batch_sizes": [1, 8], "requests": 20, "seconds_per_batch": 0.3},
     "default": {"width": 64, "depth": 8, "batch_sizes": [1, 4, 16, 64, 256], "requests": 300,
-                "seconds_per_batch": 1.5},
+                "seconds_per_batch": 1.0},
     "full": {"width": 128, "depth": 12, "batch_sizes": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512], "requests": 2000,
              "seconds_per_batch": 30.0},
 }
-WARMUP_REQUESTS = 10
-MIN_REQUESTS = 20  # timed per form and batch size, however long they take
+# untimed, per form and batch size: TorchScript's profiling executor specialises the graph on its first calls
+WARMUP_REQUESTS = 3
 
 
 class Block(nn.Module):
@@ -114,15 +114,15 @@ def count_forwards(model: nn.Module) -> list[int]:
 
 
 def latencies(modes: dict, x: torch.Tensor, requests: int, seconds: float) -> dict:
-    """Each mode's latency per request in microseconds, median and 99th percentile, over `requests` requests or
-    what fits in `seconds` (at least MIN_REQUESTS); the modes take turns, so that a slow spell of a shared machine
-    falls on all of them."""
+    """Each mode's latency per request in microseconds, median and 99th percentile, over `requests` requests or as
+    many as fit in `seconds` (the warm-up included), at least one: the deadline, not the machine's load, bounds the
+    cost (on a loaded machine one 2-thread request has taken a second, its OpenMP region waiting for a core). The
+    modes take turns, so that a slow spell of a shared machine falls on all of them."""
     times = {name: [] for name in modes}
+    deadline = time.perf_counter() + seconds
     with torch.inference_mode():
         for request in range(WARMUP_REQUESTS + requests):
-            if request == WARMUP_REQUESTS:
-                deadline = time.perf_counter() + seconds
-            elif request > WARMUP_REQUESTS + MIN_REQUESTS and time.perf_counter() > deadline:
+            if request > WARMUP_REQUESTS and time.perf_counter() > deadline:
                 break
             for name, fn in modes.items():
                 start = time.perf_counter()
