@@ -82,6 +82,9 @@ class CudaStream:
     def __init__(self, device: str | torch.device = "cuda"):
         raise NotImplementedError("m3-core-2: the CUDA half")
 
+    def launch(self, fn: Callable, *args) -> None:
+        raise NotImplementedError("m3-core-2: CudaStream.launch")
+
 
 class Span(NamedTuple):
     """A chunk's copy and compute, in ms from the start of the pipeline."""

@@ -42,6 +42,12 @@ class CudaGraph:
     def __init__(self, pool=None):
         raise NotImplementedError("m4-deep-1: the CUDA half")
 
+    def capture(self):
+        raise NotImplementedError("m4-deep-1: CudaGraph.capture (torch.cuda.graph)")
+
+    def replay(self) -> None:
+        raise NotImplementedError("m4-deep-1: CudaGraph.replay")
+
 
 class GraphedInference:
     """`model` (a function of one batch returning one tensor, its rows independent) captured once per size in

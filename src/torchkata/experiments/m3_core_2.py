@@ -68,7 +68,9 @@ def run(ctx: RunContext) -> None:
         # the two orders the events enforce, read from every schedule's timeline: compute after its copy (read
         # after write), a copy into a slot after the compute that last read it (write after read)
         read_after_write_violations=raw, write_after_read_violations=war,
-        outputs_sha256=hashlib.sha256(b"".join(t.numpy().tobytes() for t in expected)).hexdigest())
+        outputs_sha256=hashlib.sha256(b"".join(t.numpy().tobytes() for t in expected)).hexdigest(),
+        stand_in="CPU streams (a worker thread each); a copy is a memcpy, then a sleep for the rest of the link's "
+                 "time (no DMA engine); random chunks and weights")
     ctx.bench.update(compute_ms_calibrated=compute_ms, threads=torch.get_num_threads(), by_ratio={
         str(ratio): {schedule: stats for schedule, (stats, _) in by_schedule.items()}
         | {"bound": bounds(impl, by_schedule["serial"][0], p["chunks"])}

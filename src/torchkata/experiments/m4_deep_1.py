@@ -86,7 +86,9 @@ def run(ctx: RunContext) -> None:
         recorded_calls=len(graphed.graphs[min(p["batch_sizes"])][2].calls),
         modules=sum(1 for _ in model.modules()),
         # the forward's Python runs at warm-up and capture (4 per batch size), never for a graphed request
-        forwards_at_capture=captured_forwards, forwards_during_graphed_requests=replayed_forwards)
+        forwards_at_capture=captured_forwards, forwards_during_graphed_requests=replayed_forwards,
+        stand_in="CPU: RecordedGraph (the recorded torch calls replayed) and TorchScript in place of a CUDA graph; "
+                 "random weights and requests")
     smallest = min(p["batch_sizes"])
     ctx.bench.update(
         threads=torch.get_num_threads(), capture_s=capture_s, torchscript_s=script_s,
