@@ -95,11 +95,11 @@ class Span(NamedTuple):
 
 
 def pipeline(chunks: Sequence[Tensor], copy: Callable[[Tensor, Tensor], object], compute: Callable[[Tensor], Tensor],
-             slots: Sequence[Tensor], copy_stream, compute_stream, event: Callable = Event
+             slots: Sequence[Tensor], copy_stream, compute_stream, event: Callable | None = None
              ) -> tuple[list[Tensor], list[Span]]:
     """Chunk i copied into slots[i % len(slots)] (`copy(slot, chunk)`) on `copy_stream`, then `compute(slot)` on
-    `compute_stream`. Returns the outputs in order and each chunk's Span (from events made by `event()`, recorded
-    on the streams). Nothing is computed before its copy is done, and no slot is overwritten before the compute
+    `compute_stream`. Returns the outputs in order and each chunk's Span (from events made by `event()`, Event by
+    default, recorded on the streams). Nothing is computed before its copy is done, and no slot is overwritten before the compute
     reading it is done. The same stream for both is the serial schedule. ValueError "pipeline: needs at least one
     slot ..." and "pipeline: chunk 2 has shape (2, 4), its slot (3, 4)" before any work is launched."""
     raise NotImplementedError("m3-core-2: the double-buffered pipeline")

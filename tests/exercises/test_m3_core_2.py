@@ -387,7 +387,6 @@ class Broken:
 
     def pipeline(self, chunks, copy, compute, slots, copy_stream, compute_stream, event=None):
         reference, bug = self.reference, self.bug
-        event = event or reference.Event
 
         class NoWait:
             def __init__(self, stream):

@@ -162,11 +162,13 @@ class Span(NamedTuple):
 
 
 def pipeline(chunks: Sequence[Tensor], copy: Callable[[Tensor, Tensor], object], compute: Callable[[Tensor], Tensor],
-             slots: Sequence[Tensor], copy_stream, compute_stream, event: Callable = Event
+             slots: Sequence[Tensor], copy_stream, compute_stream, event: Callable | None = None
              ) -> tuple[list[Tensor], list[Span]]:
     """Each chunk copied into a slot (`copy(slot, chunk)`) on `copy_stream`, then `compute(slot)` on
     `compute_stream`, the slots used in turn. Returns the outputs in order and each chunk's Span. `event` makes
-    the streams' events (torch.cuda.Event with timing on a GPU). The same stream for both: the serial schedule."""
+    the streams' events (default: Event; torch.cuda.Event with timing on a GPU). The same stream for both: the
+    serial schedule."""
+    event = Event if event is None else event  # None, not Event, as the default: the starter's signature matches
     if not slots:
         raise ValueError("pipeline: needs at least one slot to copy the chunks into")
     for i, chunk in enumerate(chunks):
