@@ -211,3 +211,66 @@ def test_mutants_that_would_outlast_the_budget_are_not_graded(project):
     """The clean grading times one mutant; a sample's exercise whose mutants would take longer is passed over."""
     assert run(project, budget_s=1e-3) is None
     assert run(project, budget_s=600)["mutants"] > 0
+
+
+# What the source holds where an operator's mutant starts (line, column): the token it replaces. Generating the real
+# mutants takes up to a minute a module; this text check runs in milliseconds and catches a listing left behind by
+# an edit that moved the code (the listed position then points at something else).
+OPERATOR_TOKENS = {
+    "Eq": "==", "NotEq": "!=", "LtE": "<=", "Lt": "<", "GtE": ">=", "Gt": ">", "IsNot": "is not", "Is": "is",
+    "NotIn": "not in", "In": "in", "Add": "+", "Sub": "-", "Mul": "*", "Div": "/", "FloorDiv": "//", "Mod": "%",
+    "Pow": "**", "LShift": "<<", "RShift": ">>", "BitOr": "|", "BitAnd": "&", "BitXor": "^", "USub": "-",
+    "UAdd": "+", "Invert": "~", "Not": "not",
+}
+KEYWORD_TOKENS = {"RemoveDecorator": "@", "ReplaceTrueWithFalse": "True", "ReplaceFalseWithTrue": "False",
+                  "ReplaceAndWithOr": "and", "ReplaceOrWithAnd": "or", "ReplaceBreakWithContinue": "break",
+                  "ReplaceContinueWithBreak": "continue"}
+
+
+def expected_token(operator: str) -> tuple[str, ...] | None:
+    """The texts a mutant of this operator can start at; None where the position says nothing checkable."""
+    if operator in KEYWORD_TOKENS:
+        return (KEYWORD_TOKENS[operator],)
+    if operator == "NumberReplacer":
+        return tuple("0123456789.")
+    family, _, kinds = operator.partition("_")
+    if family in ("ReplaceComparisonOperator", "ReplaceBinaryOperator", "ReplaceUnaryOperator"):
+        original = kinds.split("_")[0]
+        return (OPERATOR_TOKENS[original],) if original in OPERATOR_TOKENS else None
+    return None
+
+
+def listed_equivalents():
+    from torchkata.pipeline.catalog import ROOT, load_catalog
+    from torchkata.pipeline.mutation import EQUIVALENTS_FILE, reference_file
+
+    import yaml
+
+    for exercise in load_catalog().done():
+        listing = ROOT / "problems" / exercise.id / EQUIVALENTS_FILE
+        if listing.is_file() and exercise.reference:
+            for entry in yaml.safe_load(listing.read_text(encoding="utf-8")) or []:
+                yield pytest.param(reference_file(exercise.reference), entry, id=f"{exercise.id}:{entry.get('id')}")
+
+
+@pytest.mark.parametrize("reference, entry", list(listed_equivalents()))
+def test_a_listed_equivalent_still_points_at_its_operator(reference, entry):
+    """Every reviewed equivalent of a done exercise names a place in its reference that still holds what the
+    mutant changes (`torchkata mutate` refuses a stale listing; CI would find it only when it samples the exercise)."""
+    lines = reference.read_text(encoding="utf-8").splitlines()
+    if "id" in entry:
+        operator, _, position = str(entry["id"]).partition("@")
+        line, column = (int(n) for n in position.split("/")[0].split(":"))
+        source = lines[line - 1] if line <= len(lines) else ""
+        if operator == "ZeroIterationForLoop":  # its position is the loop's iterable
+            assert source[:column].rstrip().endswith(" in") and "for " in source, f"{reference}:{line}: {source!r}"
+            return
+        tokens = expected_token(operator)
+        if tokens is None:
+            pytest.skip(f"{operator}: no token to check at its position")
+        text = source[column:]
+        assert text.startswith(tokens), f"{reference}:{line}:{column} holds {text[:30]!r}, not {operator}'s {tokens}"
+    else:
+        line = int(str(entry["place"]).rpartition(":")[2])
+        before = str(entry["change"]).split(" -> ")[0]
+        assert before.startswith(lines[line - 1].strip()), f"{entry['place']} no longer holds {before!r}"
