@@ -2,6 +2,7 @@
 with class weights, ignore_index, label smoothing and the three reductions, and gradcheck / gradgradcheck in float64.
 b02-07 grades the same Function with these checks."""
 import itertools
+import re
 
 import pytest
 import torch
@@ -140,6 +141,15 @@ def check_gradients_with_create_graph(cross_entropy):
             results.append([grad.detach(), torch.autograd.grad((grad * v).sum(), z)[0]])
         for o, w in zip(*results):
             torch.testing.assert_close(o, w, rtol=1e-10, atol=1e-12, msg=lambda m: f"{options}: {m}")
+    # large float32 logits on that path too: it must shift by the row's max, as the first pass does (exp(x + max)
+    # overflows where exp(x - max) cannot)
+    big, labels = torch.randn(6, 5, generator=torch.Generator().manual_seed(3)) * 40, torch.tensor([0, 1, 2, 3, 4, 0])
+    grads = []
+    for fn in (cross_entropy, F.cross_entropy):
+        z = big.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(fn(z, labels), z, create_graph=True)
+        grads.append(grad.detach())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
 def check_reduction_made_at_runtime(cross_entropy):
@@ -173,24 +183,29 @@ def check_errors_name_the_problem(cross_entropy):
         cross_entropy(torch.ones(4, 3, dtype=torch.int64), target)
     with pytest.raises(TypeError, match="list"):
         cross_entropy([[1.0, 2.0]], target)
-    with pytest.raises(ValueError, match=r"\(2, 2, 3\)"):
-        cross_entropy(torch.randn(2, 2, 3), torch.tensor([0, 1]))
+    for logits in (torch.randn(2, 2, 3), torch.randn(3)):  # more and fewer dims than (batch, classes)
+        with pytest.raises(ValueError, match=rf"got {re.escape(str(tuple(logits.shape)))}"):
+            cross_entropy(logits, torch.tensor([0, 1]))
     with pytest.raises(TypeError, match="float32"):
         cross_entropy(x, target.float())
     with pytest.raises(TypeError, match="list"):
         cross_entropy(x, [0, 1, 2, 1])
-    with pytest.raises(ValueError, match=r"\(3,\)"):
-        cross_entropy(x, target[:3])
+    for wrong in (target[:3], torch.tensor([0, 1, 2, 1, 0])):  # fewer and more targets than rows
+        with pytest.raises(ValueError, match=rf"target shape \({len(wrong)},\) does not match"):
+            cross_entropy(x, wrong)
     with pytest.raises(ValueError, match="avg"):
         cross_entropy(x, target, reduction="avg")
     for smoothing in (1.5, -0.1):
         with pytest.raises(ValueError, match=str(smoothing)):
             cross_entropy(x, target, label_smoothing=smoothing)
-    with pytest.raises(ValueError, match=r"\(4,\)"):
-        cross_entropy(x, target, weight=torch.ones(4))
-    for bad in (3, -1):
-        with pytest.raises(IndexError, match=str(bad)):
-            cross_entropy(x, torch.tensor([0, bad, 1, 1]))
+    for size in (4, 2):  # more and fewer weights than classes
+        with pytest.raises(ValueError, match=rf"got shape \({size},\)"):
+            cross_entropy(x, target, weight=torch.ones(size))
+    # the first target out of range is named (the message, not an IndexError of weight[target], which also names it);
+    # ignore_index is the one value outside 0..C-1 allowed, and nothing below it is
+    for bad, labels in ((3, [0, 3, 5, 1]), (5, [0, 5, 3, 1]), (-1, [0, -1, 1, 1]), (-200, [0, -200, 1, 1])):
+        with pytest.raises(IndexError, match=f"target {bad} is out of range for 3 classes"):
+            cross_entropy(x, torch.tensor(labels))
     for smoothing in (0.0, 1.0):  # the ends of the range are allowed
         cross_entropy(x, target, label_smoothing=smoothing)
 
