@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,7 +136,9 @@ def generate(module_path: Path, session: Path, root: Path = ROOT) -> list[Mutant
         k = seen[base] = seen.get(base, -1) + 1  # a position with several mutants (a number: +1, -1): /0, /1
         line, change = _change(original, mutated)
         try:
-            compile(mutated, str(module_path), "exec", dont_inherit=True)
+            with warnings.catch_warnings():  # `x is 1.0` and the like: the mutant is meant to be wrong
+                warnings.simplefilter("ignore", SyntaxWarning)
+                compile(mutated, str(module_path), "exec", dont_inherit=True)
             compiles = True
         except SyntaxError:
             compiles = False
